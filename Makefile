@@ -1,0 +1,38 @@
+# One entry point for every routine. Each target bootstraps the environment from uv.lock.
+SHELL := /bin/bash
+UV ?= $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
+RUN := $(UV) run --frozen
+DEMO_DIR ?= demo
+
+.PHONY: setup demo test test-fast lint bench suites airflow clean
+
+setup:
+	@command -v uv >/dev/null 2>&1 || test -x "$(HOME)/.local/bin/uv" || python3 -m pip install --user --quiet uv
+	$(UV) sync --frozen
+
+demo: setup
+	rm -rf $(DEMO_DIR)
+	$(RUN) trialpipe demo --study $(DEMO_DIR)/study.toml --landing $(DEMO_DIR)/landing --warehouse $(DEMO_DIR)/warehouse
+	@echo "demo written to $(DEMO_DIR)/ (open $(DEMO_DIR)/warehouse/reports/outcome_report.html)"
+
+test: setup
+	$(RUN) pytest
+
+test-fast: setup
+	$(RUN) pytest -m "not slow and not scheduler"
+
+lint: setup
+	$(RUN) ruff check pipeline dags tests bench
+	$(RUN) mypy pipeline dags
+
+bench: setup
+	$(RUN) python -m bench
+
+suites: setup
+	$(RUN) python -m pipeline.ingest.suites
+
+airflow: setup
+	bash deploy/airflow-local.sh
+
+clean:
+	rm -rf $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,180 @@
+"""The `trialpipe` command line (interface.md)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from datetime import datetime
+from functools import wraps
+from pathlib import Path
+from typing import Any
+
+import click
+
+from pipeline.config import ConfigError, Paths, load_study
+
+
+class RunFailed(Exception):
+    """The run itself could not complete (exit status non-zero, one-line reason)."""
+
+
+def _parse_as_of(_ctx: click.Context, _param: click.Parameter, value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        ts = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise click.BadParameter(f"{value!r} is not an ISO-8601 timestamp") from exc
+    if ts.tzinfo is None:
+        raise click.BadParameter("give the cutoff with an offset (Z or ±hh:mm)")
+    return ts
+
+
+def common(fn: Callable[..., Any]) -> Callable[..., Any]:
+    @click.option("--study", "study_path", type=click.Path(path_type=Path), default=Path("study.toml"),
+                  show_default=True, help="Study configuration (TOML).")
+    @click.option("--landing", type=click.Path(path_type=Path), default=Path("landing"), show_default=True,
+                  help="Landing zone: one folder per site.")
+    @click.option("--warehouse", type=click.Path(path_type=Path), default=Path("warehouse"), show_default=True,
+                  help="Warehouse: event log, quarantine, trial.duckdb.")
+    @wraps(fn)
+    def wrapper(study_path: Path, landing: Path, warehouse: Path, **kw: Any) -> Any:
+        paths = Paths(study_path, landing, warehouse)
+        try:
+            return fn(paths=paths, **kw)
+        except (ConfigError, RunFailed, OSError) as exc:
+            click.echo(f"trialpipe: {exc}", err=True)
+            sys.exit(1)
+
+    return wrapper
+
+
+as_of_option = click.option("--as-of", "as_of", callback=_parse_as_of, default=None,
+                            help="Only events ingested at or before this instant (ISO-8601 with offset).")
+
+
+@click.group()
+@click.version_option(package_name="trialpipe")
+def main() -> None:
+    """trialpipe: validated, append-only event log and derivations for a multi-site trial."""
+
+
+@main.command()
+@common
+def ingest(paths: Paths) -> None:
+    """Ingest every new file under the landing zone (validate, store, quarantine, alert)."""
+    from pipeline.ingest.run import ingest as run_ingest
+    from pipeline.ingest.summary import print_summary
+
+    summary = run_ingest(paths, load_study(paths.study), progress=sys.stderr.isatty())
+    print_summary(summary)
+
+
+@main.command()
+@common
+@as_of_option
+def derive(paths: Paths, as_of: datetime | None) -> None:
+    """Rebuild the derived tables (SAP) from the event log."""
+    from pipeline.derive.api import derive as run_derive
+
+    result = run_derive(paths, load_study(paths.study), as_of=as_of)
+    click.echo(result.describe())
+
+
+@main.command()
+@common
+@as_of_option
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Directory for the reports.")
+def report(paths: Paths, as_of: datetime | None, out: Path | None) -> None:
+    """Write the outcome report and the data-quality report."""
+    from pipeline.report.api import write_reports
+
+    for path in write_reports(paths, load_study(paths.study), out=out, as_of=as_of):
+        click.echo(str(path))
+
+
+def _run_all(paths: Paths) -> None:
+    from pipeline.derive.api import derive as run_derive
+    from pipeline.ingest.run import ingest as run_ingest
+    from pipeline.ingest.summary import print_summary
+    from pipeline.report.api import write_reports
+
+    study = load_study(paths.study)
+    print_summary(run_ingest(paths, study, progress=sys.stderr.isatty()))
+    click.echo(run_derive(paths, study).describe())
+    for path in write_reports(paths, study):
+        click.echo(str(path))
+
+
+@main.command()
+@common
+def run(paths: Paths) -> None:
+    """Ingest, derive and report, in that order."""
+    _run_all(paths)
+
+
+@main.command()
+@common
+@click.option("--seed", default=2007, show_default=True, help="Random seed of the simulated study.")
+@click.option("--patients", default=120, show_default=True, help="Number of simulated patients.")
+@click.option("--faults/--no-faults", default=True, show_default=True,
+              help="Include the faulty deliveries of DTS §5.")
+def demo(paths: Paths, seed: int, patients: int, faults: bool) -> None:
+    """Simulate a multi-site study into a fresh landing zone, then run."""
+    from pipeline.simulate import SimulationOptions, simulate_study
+
+    if paths.landing.exists() and any(paths.landing.iterdir()):
+        raise RunFailed(f"{paths.landing} is not empty; demo needs a fresh landing zone (use --landing)")
+    if paths.warehouse.exists() and any(paths.warehouse.iterdir()):
+        raise RunFailed(f"{paths.warehouse} is not empty; demo needs a fresh warehouse (use --warehouse)")
+    simulate_study(paths.landing, paths.study,
+                   SimulationOptions(seed=seed, n_patients=patients, faults=faults))
+    click.echo(f"simulated {patients} patients into {paths.landing} (study {paths.study})")
+    _run_all(paths)
+
+
+@main.command()
+@common
+@click.argument("file", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.option("--site", required=True, help="The site the file is delivered for.")
+def validate(paths: Paths, file: Path, site: str) -> None:
+    """Check one site file without storing anything; print its query list."""
+    from pipeline.ingest.run import validate_file
+
+    click.echo(validate_file(paths, load_study(paths.study), file, site))
+
+
+@main.command()
+@common
+@as_of_option
+@click.option("--format", "fmt", type=click.Choice(["csv", "parquet"]), required=True)
+@click.option("--out", type=click.Path(path_type=Path), required=True)
+def export(paths: Paths, as_of: datetime | None, fmt: str, out: Path) -> None:
+    """Write every derived table as <table>.csv or <table>.parquet."""
+    from pipeline.derive.api import export as run_export
+
+    for path in run_export(paths, load_study(paths.study), fmt=fmt, out=out, as_of=as_of):
+        click.echo(str(path))
+
+
+@main.command()
+@common
+@click.argument("name")
+@click.option("--verify", is_flag=True, help="Prove that nothing under the lock changed.")
+def lock(paths: Paths, name: str, verify: bool) -> None:
+    """Data lock: freeze the event log and derived tables under NAME with a SHA-256 manifest."""
+    from pipeline.derive.lock import create_lock, verify_lock
+
+    if verify:
+        problems = verify_lock(paths, load_study(paths.study), name)
+        if problems:
+            for p in problems:
+                click.echo(p, err=True)
+            raise RunFailed(f"lock {name!r} does not verify ({len(problems)} problem(s))")
+        click.echo(f"lock {name!r} verified")
+    else:
+        click.echo(str(create_lock(paths, load_study(paths.study), name)))
+
+
+if __name__ == "__main__":
+    main()

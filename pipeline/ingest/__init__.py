@@ -1,0 +1,1 @@
+"""Ingestion: landing files → validated rows → committed batches (DTS §2–§5)."""

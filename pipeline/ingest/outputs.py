@@ -1,0 +1,197 @@
+"""Turn one staged, decided file into a batch: events, quarantine, alerts and its ledger record."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from datetime import datetime
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from pipeline.config import Paths
+from pipeline.ingest.stage import StagedFile
+from pipeline.read_sql import sql_literal as lit
+from pipeline.rules import names
+from pipeline.schema import EVENT_SCHEMA, FIELDS, SCHEMA_VERSION
+from pipeline.store.alerts import new_alerts_table
+from pipeline.store.commit import Batch, safe_component
+from pipeline.store.warehouse import QUARANTINE_SCHEMA
+
+WARNINGS = names("warning")
+REJECTING = names("row_rejected")
+REDACTED = "[redacted by trialpipe: possible PHI]"
+
+#: SAP §6 flag names for the red-flag signals an ingest can see (DTS §5 "Safety first")
+RED_FLAG_EVENT_FLAGS = {
+    "bladder_dysfunction": "BLADDER", "bowel_dysfunction": "BOWEL", "saddle_anesthesia": "SADDLE",
+    "progressive_motor_deficit": "MOTOR", "bilateral_symptoms": "BILATERAL", "other": "OTHER",
+}
+SYMPTOM_FLAGS = {"bladder_dysfunction": "BLADDER", "bowel_dysfunction": "BOWEL", "saddle_numbness": "SADDLE"}
+
+
+def _types_list(ts: tuple[str, ...]) -> str:
+    return "(" + ", ".join(lit(t) for t in ts) + ")"
+
+
+def summarise_findings(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE verdicts AS
+        SELECT seq,
+               list(DISTINCT rule ORDER BY rule) FILTER (WHERE rule IN {_types_list(REJECTING)}) AS rules,
+               list(rule || ': ' || message ORDER BY rule, message) FILTER (WHERE rule IN {_types_list(REJECTING)}) AS messages,
+               list(DISTINCT rule ORDER BY rule) FILTER (WHERE rule IN {_types_list(WARNINGS)}) AS warns
+        FROM findings GROUP BY seq
+    """)
+
+
+def _file_rows(staged: StagedFile, status: str) -> str:
+    return (f"SELECT r.*, v.rules, v.messages, v.warns FROM rows r JOIN status s ON s.seq = r.seq "
+            f"LEFT JOIN verdicts v ON v.seq = r.seq WHERE r.file_idx = {staged.file_idx} AND s.status = '{status}'")
+
+
+def events_table(con: duckdb.DuckDBPyConnection, staged: StagedFile, batch_id: str, at: datetime) -> pa.Table:
+    cols = ", ".join(f.name for f in FIELDS)
+    return con.sql(f"""
+        SELECT {cols}, {lit(batch_id)} AS batch_id, {lit(staged.file.relpath)} AS source_file,
+               {lit(staged.sha256)} AS source_sha256, _row AS source_row,
+               {lit(at.isoformat())}::TIMESTAMPTZ AS ingested_at, content_hash,
+               coalesce(warns, []::VARCHAR[]) AS warnings, {SCHEMA_VERSION}::INTEGER AS schema_version
+        FROM ({_file_rows(staged, 'accepted')}) ORDER BY source_row
+    """).to_arrow_table().cast(EVENT_SCHEMA)
+
+
+def _redact(raw: str | None) -> str | None:
+    """Keep the record verbatim except a comment that looks like PHI (never stored)."""
+    if raw is None:
+        return None
+    try:
+        obj = json.loads(raw)
+    except json.JSONDecodeError:
+        return raw
+    if isinstance(obj, dict) and "comment" in obj:
+        obj["comment"] = REDACTED
+        return json.dumps(obj, ensure_ascii=False)
+    return raw
+
+
+def quarantine_table(con: duckdb.DuckDBPyConnection, staged: StagedFile, batch_id: str, at: datetime) -> pa.Table:
+    rows = con.execute(f"""
+        SELECT _row, event_id, rules, messages, _raw FROM ({_file_rows(staged, 'rejected')}) ORDER BY _row
+    """).fetchall()
+    out = [{
+        "batch_id": batch_id, "site_id": staged.file.site_folder, "source_file": staged.file.relpath,
+        "source_sha256": staged.sha256, "source_row": r[0], "event_id": r[1], "rules": r[2] or ["bad_type"],
+        "messages": r[3] or [], "raw": _redact(r[4]) if "phi_in_comment" in (r[2] or []) else r[4],
+        "ingested_at": at,
+    } for r in rows]
+    return pa.Table.from_pylist(out, schema=QUARANTINE_SCHEMA)
+
+
+def keep_rejected_file(paths: Paths, staged: StagedFile) -> str:
+    """Keep a file rejected whole in the quarantine store (content-addressed, so reruns add nothing)."""
+    ext = staged.fmt or "bin"
+    kept = paths.quarantine_dir / "files" / f"{staged.sha256[:32]}.{ext}"
+    if not kept.exists():
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        tmp = kept.with_name(f".{kept.name}.tmp")
+        try:
+            os.link(staged.file.path, tmp)
+        except OSError:
+            shutil.copyfile(staged.file.path, tmp)
+        os.replace(tmp, kept)
+    return str(kept.relative_to(paths.warehouse))
+
+
+def rejected_file_table(paths: Paths, staged: StagedFile, batch_id: str, at: datetime) -> pa.Table:
+    assert staged.rejected is not None
+    raw = json.dumps({"kept_file": keep_rejected_file(paths, staged), "delivered_as": staged.file.relpath})
+    row = {
+        "batch_id": batch_id, "site_id": staged.file.site_folder, "source_file": staged.file.relpath,
+        "source_sha256": staged.sha256, "source_row": None, "event_id": None, "rules": [staged.rejected.rule],
+        "messages": [staged.rejected.message], "raw": raw, "ingested_at": at,
+    }
+    return pa.Table.from_pylist([row], schema=QUARANTINE_SCHEMA)
+
+
+def _truthy(key: str) -> str:
+    return f"lower(trim(json_extract_string(r._raw, '$.{key}'))) IN ('true', '1', 'yes', 'y')"
+
+
+def signal_rows(con: duckdb.DuckDBPyConnection, staged: StagedFile) -> list[dict[str, Any]]:
+    """Red-flag signals of accepted and rejected rows (a rejected row still alerts, unvalidated)."""
+    event_flag = " ".join(f"WHEN {lit(k)} THEN {lit(v)}" for k, v in RED_FLAG_EVENT_FLAGS.items())
+    parts = [f"""SELECT r.seq, CASE r.flag {event_flag} ELSE 'OTHER' END AS flag FROM rows r
+                 WHERE r.event_type = 'red_flag' OR (r.event_type = 'correction' AND r.flag IS NOT NULL)"""]
+    parts += [f"SELECT r.seq, {lit(flag)} FROM rows r WHERE r.event_type IN ('symptom_report', 'correction') "
+              f"AND {_truthy(key)}" for key, flag in SYMPTOM_FLAGS.items()]
+    rows = con.execute(f"""
+        WITH sig AS ({' UNION ALL '.join(parts)})
+        SELECT r._row, r.event_id, r.patient_id, r.occurred_at, sig.flag, s.status, v.rules, r.event_type
+        FROM sig JOIN rows r ON r.seq = sig.seq JOIN status s ON s.seq = r.seq LEFT JOIN verdicts v ON v.seq = r.seq
+        WHERE r.file_idx = {staged.file_idx} AND s.status IN ('accepted', 'rejected')
+        ORDER BY r._row, sig.flag
+    """).fetchall()
+    out = []
+    for row, event_id, patient_id, occurred_at, flag, status, rules, event_type in rows:
+        validated = status == "accepted"
+        where = f"{staged.file.relpath} record {row}"
+        msg = (f"{flag} reported in {event_type} ({where})" if validated else
+               f"UNVALIDATED: {flag} signal in a rejected record ({where}; rules: {', '.join(rules or [])})"
+               " - contact the site today")
+        out.append({
+            "site_id": staged.file.site_folder, "patient_id": patient_id,
+            "event_id": event_id or f"{staged.sha256[:12]}:{row}", "flag": flag, "occurred_at": occurred_at,
+            "validated": validated, "message": msg,
+        })
+    return out
+
+
+def build_batch(paths: Paths, con: duckdb.DuckDBPyConnection | None, staged: StagedFile, batch_id: str,
+                run_id: str, at: datetime, status: str, already_alerted: set[tuple[str, str]]) -> Batch:
+    """status: ingested | rejected (whole file) | file_duplicate."""
+    batch = Batch(batch_id, staged.file.site_folder, {})
+    counts = {"received": staged.received, "accepted": 0, "rejected": 0, "duplicates": 0, "warnings": 0}
+    rule_counts: dict[str, int] = {}
+    if status == "ingested" and con is not None:
+        batch.events = events_table(con, staged, batch_id, at)
+        batch.quarantine = quarantine_table(con, staged, batch_id, at)
+        alerts = new_alerts_table(signal_rows(con, staged), already_alerted, "ingest", batch_id, at)
+        already_alerted.update(zip(alerts.column("event_id").to_pylist(), alerts.column("flag").to_pylist(),
+                                   strict=True))
+        batch.alerts = alerts
+        batch.validations = staged.validations
+        for st, n in con.execute(f"SELECT s.status, count(*) FROM rows r JOIN status s ON s.seq = r.seq "
+                                 f"WHERE r.file_idx = {staged.file_idx} GROUP BY ALL").fetchall():
+            counts[{"accepted": "accepted", "rejected": "rejected", "duplicate": "duplicates"}[st]] = n
+        for rule, n in con.execute(f"""
+            SELECT f.rule, count(DISTINCT f.seq) FROM findings f JOIN rows r ON r.seq = f.seq
+            JOIN status s ON s.seq = f.seq
+            WHERE r.file_idx = {staged.file_idx} AND (s.status = 'rejected' OR f.rule IN {_types_list(WARNINGS)})
+              AND s.status <> 'duplicate'
+            GROUP BY ALL""").fetchall():
+            rule_counts[rule] = n
+        if staged.unknown_columns:
+            rule_counts["unknown_column"] = 1
+        counts["warnings"] = sum(n for r, n in rule_counts.items() if r in WARNINGS)
+    elif status == "rejected":
+        assert staged.rejected is not None
+        batch.quarantine = rejected_file_table(paths, staged, batch_id, at)
+        rule_counts[staged.rejected.rule] = 1
+    else:
+        rule_counts["file_duplicate"] = 1
+    batch.ledger = {
+        "batch_id": batch_id, "site_id": staged.file.site_folder, "source_file": staged.file.relpath,
+        "source_sha256": staged.sha256, "source_size": staged.file.size, "source_mtime_ns": staged.file.mtime_ns,
+        "format": staged.fmt, "status": status, "run_id": run_id,
+        "file_rules": [staged.rejected.rule] if staged.rejected else (["file_duplicate"] if status == "file_duplicate"
+                                                                     else []),
+        **counts, "unknown_columns": staged.unknown_columns, "rule_counts": rule_counts,
+        "message": staged.rejected.message if staged.rejected else None, "ingested_at": at,
+    }
+    return batch
+
+
+__all__ = ["build_batch", "safe_component", "summarise_findings"]

@@ -1,0 +1,114 @@
+"""Query lists back to sites: every rejected row (and file) a site can act on.
+
+Written to `<warehouse>/queries/<site>/query_list.csv` and `.html` after each
+ingest. A query is open until an event with the same event_id is accepted (a
+corrected resubmission). Files rejected whole head the list.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+
+from pipeline.config import Paths, Study
+from pipeline.store.commit import safe_component
+from pipeline.store.files import atomic_write_bytes
+from pipeline.store.warehouse import dataset_sql
+from pipeline.textsafe import neutralise_cell
+
+if TYPE_CHECKING:
+    from pipeline.ingest.stage import StagedFile
+
+COLUMNS = ("file", "record", "event_id", "rule", "message")
+
+
+def _split(message: str) -> tuple[str, str]:
+    rule, _, text = message.partition(": ")
+    return rule, text
+
+
+def explode(source_file: str, record: int | None, event_id: str | None, messages: list[str]) -> list[dict[str, Any]]:
+    return [{"file": source_file, "record": record, "event_id": event_id, "rule": r, "message": m}
+            for r, m in map(_split, messages)]
+
+
+def open_queries(paths: Paths) -> dict[str, list[dict[str, Any]]]:
+    """Open queries per site folder: files rejected whole first, then rows in delivery order."""
+    sql = f"""
+        SELECT q.site_id, q.source_file, q.source_row, q.event_id, q.messages, q.rules
+        FROM ({dataset_sql(paths, 'quarantine')}) q
+        WHERE q.event_id IS NULL OR q.event_id NOT IN (SELECT event_id FROM ({dataset_sql(paths, 'events')}))
+        ORDER BY q.site_id, q.source_row IS NOT NULL, q.source_file, q.source_row
+    """
+    out: dict[str, list[dict[str, Any]]] = {}
+    for site, file, row, event_id, messages, rules in duckdb.connect().execute(sql).fetchall():
+        msgs = messages or [f"{r}: " for r in rules]
+        if row is None:  # a file rejected whole: the message is the reason, not prefixed
+            msgs = [f"{r}: {m}" for r, m in zip(rules, messages or [""] * len(rules), strict=False)]
+        out.setdefault(site, []).extend(explode(file, row, event_id, msgs))
+    return out
+
+
+def to_csv(rows: list[dict[str, Any]]) -> str:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: neutralise_cell(r[k]) for k in COLUMNS})
+    return buf.getvalue()
+
+
+def to_html(site: str, rows: list[dict[str, Any]]) -> str:
+    e = html.escape
+    body = "".join(
+        "<tr>" + "".join(f"<td>{e('' if r[k] is None else str(r[k]))}</td>" for k in COLUMNS) + "</tr>" for r in rows
+    )
+    head = "".join(f"<th>{e(k)}</th>" for k in COLUMNS)
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>Query list {e(site)}</title></head><body>"
+            f"<h1>Query list for site {e(site)}</h1><p>{len(rows)} open queries. Correct and resubmit each row "
+            f"with the same event_id; a file rejected whole must be delivered again.</p>"
+            f"<table border='1'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></body></html>")
+
+
+def write_query_lists(paths: Paths, study: Study) -> list[Path]:
+    queries = open_queries(paths)
+    written = []
+    for site in sorted(set(study.site_ids) | set(queries)):
+        rows = queries.get(site, [])
+        folder = paths.queries_dir / safe_component(site)
+        atomic_write_bytes(to_csv(rows).encode("utf-8"), folder / "query_list.csv")
+        atomic_write_bytes(to_html(site, rows).encode("utf-8"), folder / "query_list.html")
+        written += [folder / "query_list.csv", folder / "query_list.html"]
+    return written
+
+
+def query_rows_for_validation(con: duckdb.DuckDBPyConnection, staged: StagedFile) -> list[dict[str, Any]]:
+    if staged.rejected is not None:
+        return [{"file": staged.file.path.name, "record": None, "event_id": None, "rule": staged.rejected.rule,
+                 "message": staged.rejected.message}]
+    rows = con.execute("""
+        SELECT r._row, r.event_id, v.messages FROM rows r JOIN status s ON s.seq = r.seq
+        JOIN verdicts v ON v.seq = r.seq WHERE s.status = 'rejected' ORDER BY r._row
+    """).fetchall()
+    out: list[dict[str, Any]] = []
+    for row, event_id, messages in rows:
+        out += explode(staged.file.path.name, row, event_id, messages or [])
+    return out
+
+
+def format_query_list(site: str, name: str, staged: StagedFile, rows: list[dict[str, Any]]) -> str:
+    lines = [f"Query list for site {site}, file {name} (sha256 {staged.sha256[:16]}…)"]
+    if staged.rejected is not None:
+        lines.append(f"FILE REJECTED ({staged.rejected.rule}): {staged.rejected.message}")
+    else:
+        lines.append(f"{staged.received} record(s) read; {len({r['record'] for r in rows})} would be rejected")
+        if staged.unknown_columns:
+            lines.append(f"warning unknown_column: {', '.join(staged.unknown_columns)} (ignored)")
+    if rows:
+        lines.append(to_csv(rows).rstrip("\n"))
+    return "\n".join(lines)

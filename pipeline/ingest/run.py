@@ -1,0 +1,141 @@
+"""`trialpipe ingest` and `trialpipe validate`: stage outside the lock, decide and commit under it."""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from itertools import groupby
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from pipeline.config import Paths, Study
+from pipeline.ingest import crossrow
+from pipeline.ingest.discover import LandingFile, Ledger, new_files, read_ledger, sha256_of
+from pipeline.ingest.gx_validate import RowChecker
+from pipeline.ingest.outputs import build_batch, summarise_findings
+from pipeline.ingest.queries import format_query_list, query_rows_for_validation, write_query_lists
+from pipeline.ingest.stage import StagedFile, scratch, stage_file, unstage
+from pipeline.ingest.summary import IngestSummary
+from pipeline.store.alerts import raised_keys
+from pipeline.store.commit import commit, recover, safe_component
+from pipeline.store.warehouse import connect, events_sql, writer_lock
+
+_checker: RowChecker | None = None
+
+
+def checker() -> RowChecker:
+    """One GX context per process (building it costs more than a small validation)."""
+    global _checker
+    if _checker is None:
+        _checker = RowChecker()
+    return _checker
+
+
+def payload_checker(frame: pd.DataFrame) -> list[tuple[int, str, str]]:
+    """Validate corrections' payloads as events of their target's type (the event_type_fields suite)."""
+    verdict = checker().check(frame, {}, suites=("event_type_fields",))
+    return [(row, f.rule, f.message) for row, fs in verdict.findings.items() for f in fs]
+
+
+def _batch_id(at: datetime, sha: str) -> str:
+    return f"{at:%Y%m%dT%H%M%S%f}-{sha[:12]}-{uuid.uuid4().hex[:6]}"
+
+
+def ingest(paths: Paths, study: Study, sites: Sequence[str] | None = None, progress: bool = False) -> IngestSummary:
+    """Ingest every new file under the landing zone (optionally only some site folders)."""
+    run_id = f"run-{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+    summary = IngestSummary(run_id)
+    paths.warehouse.mkdir(parents=True, exist_ok=True)
+    with writer_lock(paths):
+        recover(paths)
+    ledger = read_ledger(paths)
+    pending = [(f, sha) for f, sha in new_files(paths, ledger) if sites is None or f.site_folder in sites]
+    for folder, group in groupby(pending, key=lambda x: x[0].site_folder):
+        _ingest_folder(paths, study, folder, list(group), ledger, summary, progress)
+    if summary.batches:
+        write_query_lists(paths, study)
+    return summary
+
+
+def _ingest_folder(paths: Paths, study: Study, folder: str, files: list[tuple[LandingFile, str]], ledger: Ledger,
+                   summary: IngestSummary, progress: bool) -> None:
+    work = paths.staging_dir / f"{summary.run_id}-{safe_component(folder)}"
+    work.mkdir(parents=True, exist_ok=True)
+    con = scratch(work / "scratch.duckdb")
+    try:
+        staged: list[StagedFile] = []
+        seen_ok: set[str] = set()
+        for idx, (f, sha) in enumerate(files):
+            if sha in ledger.ingested_shas or sha in seen_ok:
+                staged.append(StagedFile(f, sha, idx, None))  # a file_duplicate: not read again
+                continue
+            if progress:
+                print(f"validating {f.relpath} ...", flush=True)
+            s = stage_file(con, checker(), study, f, sha, idx)
+            if s.rejected is None:
+                seen_ok.add(sha)
+            staged.append(s)
+        with writer_lock(paths):
+            recover(paths)
+            _decide_and_commit(paths, con, staged, summary)
+            connect(paths).close()  # refresh the views of trial.duckdb
+    finally:
+        con.close()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _status(s: StagedFile, fresh: Ledger, committed_now: set[str]) -> str | None:
+    if (s.file.relpath, s.sha256) in fresh.seen_pairs:
+        return None  # another process took it meanwhile
+    if s.rejected is not None:
+        return "rejected"
+    if s.fmt is None or s.sha256 in fresh.ingested_shas or s.sha256 in committed_now:
+        return "file_duplicate"
+    return "ingested"
+
+
+def _decide_and_commit(paths: Paths, con: duckdb.DuckDBPyConnection, staged: list[StagedFile],
+                       summary: IngestSummary) -> None:
+    fresh = read_ledger(paths)
+    statuses: list[str | None] = []
+    committed_now: set[str] = set()
+    for s in staged:
+        st = _status(s, fresh, committed_now)
+        if st != "ingested":
+            unstage(con, s.file_idx)
+        else:
+            committed_now.add(s.sha256)
+        statuses.append(st)
+    con.execute(f"CREATE OR REPLACE TEMP VIEW prior AS {events_sql(paths)}")
+    crossrow.decide(con, payload_checker)
+    summarise_findings(con)
+    alerted = raised_keys(paths)
+    run_id = summary.run_id
+    for s, st in zip(staged, statuses, strict=True):
+        if st is None:
+            continue
+        at = datetime.now(UTC)
+        batch = build_batch(paths, con, s, _batch_id(at, s.sha256), run_id, at, st, alerted)
+        commit(paths, batch)
+        summary.batches.append(batch.ledger)
+        if batch.alerts is not None:
+            summary.alerts.extend(batch.alerts.to_pylist())
+
+
+def validate_file(paths: Paths, study: Study, file: Path, site: str) -> str:
+    """The query list one file would get, without storing anything."""
+    f = LandingFile(site, f"{site}/{file.name}", file, file.stat().st_size, file.stat().st_mtime_ns)
+    con = scratch(None)
+    try:
+        s = stage_file(con, checker(), study, f, sha256_of(file), 0)
+        if s.rejected is None:
+            con.execute(f"CREATE OR REPLACE TEMP VIEW prior AS {events_sql(paths)}")
+            crossrow.decide(con, payload_checker)
+            summarise_findings(con)
+        return format_query_list(site, file.name, s, query_rows_for_validation(con, s))
+    finally:
+        con.close()

@@ -1,0 +1,126 @@
+"""Stage delivered files into a scratch DuckDB: typed rows plus the GX findings per row.
+
+Staging needs no lock and writes nothing to the warehouse, so sites can be
+staged in parallel; only the decision and commit that follow are serialised.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from pipeline.config import Study
+from pipeline.ingest.discover import LandingFile, file_format
+from pipeline.ingest.gx_validate import RowChecker, merge_results
+from pipeline.ingest.prepare import prepare
+from pipeline.ingest.read import FileRejected, FileShape, read_file
+from pipeline.schema import EVENT_SCHEMA, FIELDS
+
+SEQ_STRIDE = 10_000_000_000  # seq = file_idx * SEQ_STRIDE + record number
+
+
+@dataclass
+class StagedFile:
+    file: LandingFile
+    sha256: str
+    file_idx: int
+    fmt: str | None
+    rejected: FileRejected | None = None
+    unknown_columns: list[str] = field(default_factory=list)
+    received: int = 0
+    validations: dict[str, dict[str, Any]] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def scratch(path: Path | None, memory_limit: str = "1GB") -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect(str(path) if path else ":memory:")
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute(f"SET memory_limit = '{memory_limit}'")
+    con.execute("SET preserve_insertion_order = false")
+    if path:
+        con.execute(f"SET temp_directory = '{path.parent / 'tmp'}'")
+    cols = ", ".join(f"{f.name} {_duck(f.kind)}" for f in FIELDS)
+    con.execute(f"""CREATE TABLE IF NOT EXISTS rows (seq BIGINT, file_idx INTEGER, _row BIGINT, _raw VARCHAR,
+                    {cols}, content_hash VARCHAR)""")
+    con.execute("CREATE TABLE IF NOT EXISTS findings (seq BIGINT, rule VARCHAR, message VARCHAR)")
+    return con
+
+
+def _duck(kind: str) -> str:
+    return {"int": "INTEGER", "bool": "BOOLEAN", "timestamp": "TIMESTAMPTZ"}.get(kind, "VARCHAR")
+
+
+def parameters(study: Study, site: str, now: datetime | None = None) -> dict[str, Any]:
+    now = now or datetime.now(UTC)
+    return {
+        "arms": list(study.arms),
+        "site_id_set": [site],
+        "latest_recorded_epoch": (now + timedelta(minutes=study.clock_skew_minutes)).timestamp(),
+        "late_entry_days": study.late_entry_days,
+    }
+
+
+def file_level_rejection(f: LandingFile, study: Study) -> FileRejected | None:
+    if f.site_folder not in study.site_ids:
+        return FileRejected("unregistered_site", f"folder {f.site_folder!r} is not a registered site")
+    if f.size > study.max_file_bytes:
+        return FileRejected("file_too_large", f"{f.size} bytes is more than max_file_bytes = {study.max_file_bytes}")
+    if file_format(f.path.name) is None:
+        return FileRejected("unreadable", "unknown format: deliver .csv, .csv.gz, .jsonl, .jsonl.gz or .parquet")
+    return None
+
+
+def stage_file(con: duckdb.DuckDBPyConnection, checker: RowChecker, study: Study, f: LandingFile, sha: str,
+               file_idx: int, now: datetime | None = None) -> StagedFile:
+    """Read, type and validate one file into `rows`/`findings`; a file-level failure leaves nothing staged."""
+    t0 = time.perf_counter()
+    staged = StagedFile(f, sha, file_idx, file_format(f.path.name))
+    staged.rejected = file_level_rejection(f, study)
+    if staged.rejected or staged.fmt is None:
+        return staged
+    params = parameters(study, f.site_folder, now)
+    shape = FileShape()
+    parts: dict[str, list[dict[str, Any]]] = {}
+    base = file_idx * SEQ_STRIDE
+    try:
+        for chunk in read_file(f.path, staged.fmt, shape):
+            frame, typed = prepare(chunk)
+            verdict = checker.check(frame, params)
+            con.register("typed_chunk", typed)
+            con.execute(f"INSERT INTO rows SELECT {base} + _row, {file_idx}, _row, _raw, "
+                        f"{', '.join(f.name for f in FIELDS)}, content_hash FROM typed_chunk")
+            con.unregister("typed_chunk")
+            found = [(base + row, x.rule, x.message) for row, xs in verdict.findings.items() for x in xs]
+            if found:
+                seqs, rules, messages = zip(*found, strict=True)
+                con.register("found_chunk", pa.table({"seq": pa.array(seqs, pa.int64()), "rule": list(rules),
+                                                      "message": list(messages)}))
+                con.execute("INSERT INTO findings SELECT seq, rule, message FROM found_chunk")
+                con.unregister("found_chunk")
+            staged.received += typed.num_rows
+            for suite, result in verdict.results.items():
+                parts.setdefault(suite, []).append(result)
+    except FileRejected as exc:
+        staged.rejected = exc
+        unstage(con, file_idx)
+        staged.received = 0
+        return staged
+    staged.unknown_columns = shape.unknown_columns
+    staged.validations = {s: merge_results(p) for s, p in parts.items()}
+    staged.seconds = time.perf_counter() - t0
+    return staged
+
+
+def unstage(con: duckdb.DuckDBPyConnection, file_idx: int) -> None:
+    lo, hi = file_idx * SEQ_STRIDE, (file_idx + 1) * SEQ_STRIDE
+    con.execute(f"DELETE FROM rows WHERE seq >= {lo} AND seq < {hi}")
+    con.execute(f"DELETE FROM findings WHERE seq >= {lo} AND seq < {hi}")
+
+
+assert [f.name for f in FIELDS] == EVENT_SCHEMA.names[: len(FIELDS)]

@@ -1,0 +1,60 @@
+"""What an ingest run did, per file: for the terminal, for XCom and for tests."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+
+@dataclass
+class IngestSummary:
+    run_id: str
+    batches: list[dict[str, Any]] = field(default_factory=list)
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+    skipped: int = 0  # files seen before (same path and bytes)
+
+    def total(self, key: str) -> int:
+        return sum(int(b.get(key) or 0) for b in self.batches)
+
+    def by_site(self) -> dict[str, dict[str, int]]:
+        out: dict[str, dict[str, int]] = {}
+        for b in self.batches:
+            s = out.setdefault(b["site_id"], {"files": 0, "received": 0, "accepted": 0, "rejected": 0,
+                                              "duplicates": 0, "warnings": 0, "files_rejected": 0})
+            s["files"] += 1
+            for k in ("received", "accepted", "rejected", "duplicates", "warnings"):
+                s[k] += int(b.get(k) or 0)
+            s["files_rejected"] += b["status"] == "rejected"
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        keep = ("batch_id", "site_id", "source_file", "status", "received", "accepted", "rejected", "duplicates",
+                "warnings", "file_rules", "message")
+        return {
+            "run_id": self.run_id,
+            "batches": [{k: b.get(k) for k in keep} for b in self.batches],
+            "by_site": self.by_site(),
+            "alerts": [{k: str(v) if v is not None else None for k, v in a.items()} for a in self.alerts],
+            "skipped": self.skipped,
+        }
+
+
+def print_summary(summary: IngestSummary, out: TextIO = sys.stdout) -> None:
+    if not summary.batches:
+        out.write(f"ingest: nothing new ({summary.skipped} file(s) already ingested)\n")
+        return
+    out.write(f"ingest run {summary.run_id}: {len(summary.batches)} file(s)\n")
+    for b in summary.batches:
+        if b["status"] == "ingested":
+            out.write(f"  {b['source_file']}: received {b['received']}, accepted {b['accepted']}, "
+                      f"rejected {b['rejected']}, duplicates {b['duplicates']}, warnings {b['warnings']}\n")
+        else:
+            out.write(f"  {b['source_file']}: {b['status'].upper()} ({', '.join(b['file_rules'])})"
+                      f"{': ' + b['message'] if b.get('message') else ''}\n")
+    out.write(f"  total: received {summary.total('received')}, accepted {summary.total('accepted')}, "
+              f"rejected {summary.total('rejected')}, duplicates {summary.total('duplicates')}\n")
+    if summary.alerts:
+        out.write(f"RED-FLAG ALERTS raised in this run: {len(summary.alerts)} (table `alerts`)\n")
+        for a in summary.alerts:
+            out.write(f"  ! {a['site_id']} patient {a['patient_id']} {a['flag']}: {a['message']}\n")

@@ -1,0 +1,1 @@
+"""Storage: the append-only Parquet log, its ledger, and the DuckDB warehouse."""
