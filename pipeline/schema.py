@@ -114,9 +114,7 @@ TYPE_FIELDS: dict[str, tuple[str, ...]] = {
     "retraction": ("target_event_id",),
     # a correction carries the target's payload; which fields is only known
     # once the target is looked up, so every base payload field is allowed.
-    "correction": ("target_event_id",) + tuple(
-        f.name for f in PAYLOAD if f.name != "target_event_id"
-    ),
+    "correction": ("target_event_id", *(f.name for f in PAYLOAD if f.name != "target_event_id")),
 }
 TYPE_REQUIRED: dict[str, tuple[str, ...]] = {
     "enrollment": ("arm", "age_years", "affected_side"),

@@ -96,7 +96,8 @@ def decide_stage(con: duckdb.DuckDBPyConnection, types: tuple[str, ...],
     if types == AMEND:
         _target_rules(con, undecided, payload_checker)
     # 4. within the stage, the first clean row of an event_id wins; later ones are duplicates or conflicts
-    clean = f"SELECT * FROM ({undecided}) u WHERE seq NOT IN (SELECT seq FROM findings WHERE rule IN {_rejecting_sql()})"
+    rejected = f"SELECT seq FROM findings WHERE rule IN {_rejecting_sql()}"
+    clean = f"SELECT * FROM ({undecided}) u WHERE seq NOT IN ({rejected})"
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE winners AS
         SELECT * FROM ({clean}) QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY seq) = 1
@@ -149,9 +150,11 @@ def _target_rules(con: duckdb.DuckDBPyConnection, undecided: str, payload_checke
            OR (event_type = 'retraction' AND target_type NOT IN {_types(RETRACTABLE_TYPES)})
     """)
     _add(con, """
-        SELECT seq, 'target_other_patient', 'target_event_id ' || target_event_id || ' belongs to another patient or site'
+        SELECT seq, 'target_other_patient',
+               'target_event_id ' || target_event_id || ' belongs to another patient or site'
         FROM targets
-        WHERE target_type IS NOT NULL AND (target_site IS DISTINCT FROM site_id OR target_patient IS DISTINCT FROM patient_id)
+        WHERE target_type IS NOT NULL
+          AND (target_site IS DISTINCT FROM site_id OR target_patient IS DISTINCT FROM patient_id)
     """)
     if payload_checker is None:
         return

@@ -82,9 +82,8 @@ class Ledger:
 
 def read_ledger(paths: Paths) -> Ledger:
     con = duckdb.connect()
-    rows = con.execute(
-        f"SELECT source_file, source_sha256, status, source_size, source_mtime_ns FROM ({dataset_sql(paths, 'batches')})"
-    ).fetchall()
+    cols = "source_file, source_sha256, status, source_size, source_mtime_ns"
+    rows = con.execute(f"SELECT {cols} FROM ({dataset_sql(paths, 'batches')})").fetchall()
     seen = {(r[0], int(r[3]), int(r[4])): r[1] for r in rows if r[3] is not None and r[4] is not None}
     return Ledger(
         seen=seen,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,34 +49,62 @@ def _quiet(ctx: Any) -> None:
         pass
 
 
+_TYPES_IN_CONDITION = re.compile(r'^event_type (?:== "([a-z_]+)"|in \[([^\]]*)\])')
+
+
+def _condition_types(condition: str | None) -> set[str] | None:
+    """Event types a row condition selects (None: it is not a plain event_type filter)."""
+    if not condition:
+        return None
+    m = _TYPES_IN_CONDITION.match(condition)
+    if not m:
+        return None
+    return {m.group(1)} if m.group(1) else set(re.findall(r'"([a-z_]+)"', m.group(2)))
+
+
+def is_vacuous(exp: dict[str, Any], filled: set[str], types: set[str]) -> bool:
+    """True when an expectation cannot fail on this batch, so running it changes no verdict.
+
+    Value checks ignore empty cells, so a check of a column that is empty in every
+    row passes; a check whose condition selects event types absent from the
+    batch passes too. Only `not_be_null` checks must run on empty columns.
+    """
+    kw = exp["kwargs"]
+    selected = _condition_types(kw.get("row_condition"))
+    if selected is not None and not (selected & types):
+        return True
+    if exp["type"] == "expect_column_values_to_not_be_null":
+        return False
+    columns = [kw[k] for k in ("column", "column_A", "column_B") if k in kw]
+    return any(c not in filled for c in columns)
+
+
 class RowChecker:
-    """One GX context for a process; validates chunks against the three suites."""
+    """One GX context for a process; validates batches against the checked-in suites."""
 
     def __init__(self, suite_names: tuple[str, ...] = SUITE_NAMES) -> None:
         self.ctx = gx.get_context(mode="ephemeral")
         _quiet(self.ctx)
-        batch_def = (
+        self.batch_definition = (
             self.ctx.data_sources.add_pandas("landing_chunks")
             .add_dataframe_asset("chunk")
             .add_batch_definition_whole_dataframe("whole_chunk")
         )
-        self.definitions = {}
-        for name in suite_names:
-            d = load_suite_dict(name)
-            suite = self.ctx.suites.add(gx.ExpectationSuite(name=d["name"], expectations=d["expectations"],
-                                                            meta=d.get("meta", {})))
-            self.definitions[name] = self.ctx.validation_definitions.add(
-                gx.ValidationDefinition(name=f"dts_{name}", data=batch_def, suite=suite)
-            )
+        self.suites = {name: load_suite_dict(name) for name in suite_names}
 
     def check(self, frame: pd.DataFrame, parameters: dict[str, Any],
               suites: tuple[str, ...] = SUITE_NAMES) -> ChunkVerdict:
         verdict = ChunkVerdict()
         position = {int(r): i for i, r in enumerate(frame["_row"].tolist())}
+        filled = {c for c in frame.columns if frame[c].notna().any()}
+        types = set(frame["event_type"].dropna().unique()) if "event_type" in frame else set()
+        batch = self.batch_definition.get_batch(batch_parameters={"dataframe": frame})
         for name in suites:
-            result = self.definitions[name].run(
-                batch_parameters={"dataframe": frame},
-                expectation_parameters=parameters,
+            d = self.suites[name]
+            active = [e for e in d["expectations"] if not is_vacuous(e, filled, types)]
+            suite = gx.ExpectationSuite(name=d["name"], expectations=active, meta=d.get("meta", {}))
+            result = batch.validate(
+                suite, expectation_parameters=parameters,
                 result_format={"result_format": "COMPLETE", "unexpected_index_column_names": ["_row"]},
             )
             for r in result.results:
@@ -86,7 +115,9 @@ class RowChecker:
                     row = int(item["_row"])
                     verdict.findings[row].append(Finding(meta["rule"], meta["field"],
                                                          _message(frame, position.get(row), meta)))
-            verdict.results[name] = _trim(result.to_json_dict())
+            out = _trim(result.to_json_dict())
+            out.setdefault("meta", {})["skipped_vacuous_expectations"] = len(d["expectations"]) - len(active)
+            verdict.results[name] = out
         return verdict
 
 

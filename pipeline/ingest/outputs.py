@@ -37,12 +37,13 @@ def _types_list(ts: tuple[str, ...]) -> str:
 
 
 def summarise_findings(con: duckdb.DuckDBPyConnection) -> None:
+    rejecting, warning = _types_list(REJECTING), _types_list(WARNINGS)
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE verdicts AS
         SELECT seq,
-               list(DISTINCT rule ORDER BY rule) FILTER (WHERE rule IN {_types_list(REJECTING)}) AS rules,
-               list(rule || ': ' || message ORDER BY rule, message) FILTER (WHERE rule IN {_types_list(REJECTING)}) AS messages,
-               list(DISTINCT rule ORDER BY rule) FILTER (WHERE rule IN {_types_list(WARNINGS)}) AS warns
+               list(DISTINCT rule ORDER BY rule) FILTER (WHERE rule IN {rejecting}) AS rules,
+               list(rule || ': ' || message ORDER BY rule, message) FILTER (WHERE rule IN {rejecting}) AS messages,
+               list(DISTINCT rule ORDER BY rule) FILTER (WHERE rule IN {warning}) AS warns
         FROM findings GROUP BY seq
     """)
 
@@ -162,7 +163,6 @@ def build_batch(paths: Paths, con: duckdb.DuckDBPyConnection | None, staged: Sta
         already_alerted.update(zip(alerts.column("event_id").to_pylist(), alerts.column("flag").to_pylist(),
                                    strict=True))
         batch.alerts = alerts
-        batch.validations = staged.validations
         for st, n in con.execute(f"SELECT s.status, count(*) FROM rows r JOIN status s ON s.seq = r.seq "
                                  f"WHERE r.file_idx = {staged.file_idx} GROUP BY ALL").fetchall():
             counts[{"accepted": "accepted", "rejected": "rejected", "duplicate": "duplicates"}[st]] = n

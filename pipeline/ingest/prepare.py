@@ -18,13 +18,13 @@ from pipeline.schema import ALL_COLUMNS, FIELDS, TYPE_FIELDS
 INT_RE = r"^[+-]?[0-9]+$"
 BOOL_RE = r"^(?i:true|false|1|0)$"
 ID_RE = r"^[A-Za-z0-9_-]{1,64}$"
-_DATE_TIME = r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?"
-OFFSET_TS_RE = rf"^{_DATE_TIME}(Z|z|[+-]\d{{2}}:?\d{{2}})$"
-NAIVE_TS_RE = r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?)?$"
-ANY_TS_RE = rf"({OFFSET_TS_RE})|({NAIVE_TS_RE})"
+_DATE_TIME = r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?"
+OFFSET_TS_RE = rf"^{_DATE_TIME}(?:Z|z|[+-]\d{{2}}:?\d{{2}})$"
+NAIVE_TS_RE = r"^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?)?$"
+ANY_TS_RE = rf"(?:{OFFSET_TS_RE})|(?:{NAIVE_TS_RE})"
 PHI_RES = (
-    r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}",  # e-mail
-    r"\+\d([ -]?\d){7,14}",  # international phone: + and 8-15 digits, single spaces/dashes between
+    r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}",  # e-mail
+    r"\+\d(?:[ -]?\d){7,14}",  # international phone: + and 8-15 digits, single spaces/dashes between
     r"\(\d{3}\) \d{3}-\d{4}",  # (ddd) ddd-dddd
     r"\d{3}-\d{3}-\d{4}",  # ddd-ddd-dddd
     r"\d{3}\.\d{3}\.\d{4}",  # ddd.ddd.dddd

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import shutil
+import sys
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from itertools import groupby
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pandas as pd
@@ -18,7 +20,7 @@ from pipeline.ingest.discover import LandingFile, Ledger, new_files, read_ledger
 from pipeline.ingest.gx_validate import RowChecker
 from pipeline.ingest.outputs import build_batch, summarise_findings
 from pipeline.ingest.queries import format_query_list, query_rows_for_validation, write_query_lists
-from pipeline.ingest.stage import StagedFile, scratch, stage_file, unstage
+from pipeline.ingest.stage import StagedFile, Stager, scratch, unstage
 from pipeline.ingest.summary import IngestSummary
 from pipeline.store.alerts import raised_keys
 from pipeline.store.commit import commit, recover, safe_component
@@ -69,19 +71,21 @@ def _ingest_folder(paths: Paths, study: Study, folder: str, files: list[tuple[La
     try:
         staged: list[StagedFile] = []
         seen_ok: set[str] = set()
+        stager = Stager(con, checker(), study)
         for idx, (f, sha) in enumerate(files):
             if sha in ledger.ingested_shas or sha in seen_ok:
                 staged.append(StagedFile(f, sha, idx, None))  # a file_duplicate: not read again
                 continue
             if progress:
-                print(f"validating {f.relpath} ...", flush=True)
-            s = stage_file(con, checker(), study, f, sha, idx)
+                print(f"reading {f.relpath} ...", file=sys.stderr, flush=True)
+            s = stager.add(f, sha, idx)
             if s.rejected is None:
                 seen_ok.add(sha)
             staged.append(s)
+        validations = stager.validations()
         with writer_lock(paths):
             recover(paths)
-            _decide_and_commit(paths, con, staged, summary)
+            _decide_and_commit(paths, con, staged, summary, validations)
             connect(paths).close()  # refresh the views of trial.duckdb
     finally:
         con.close()
@@ -99,7 +103,7 @@ def _status(s: StagedFile, fresh: Ledger, committed_now: set[str]) -> str | None
 
 
 def _decide_and_commit(paths: Paths, con: duckdb.DuckDBPyConnection, staged: list[StagedFile],
-                       summary: IngestSummary) -> None:
+                       summary: IngestSummary, validations: dict[str, dict[str, Any]]) -> None:
     fresh = read_ledger(paths)
     statuses: list[str | None] = []
     committed_now: set[str] = set()
@@ -120,6 +124,8 @@ def _decide_and_commit(paths: Paths, con: duckdb.DuckDBPyConnection, staged: lis
             continue
         at = datetime.now(UTC)
         batch = build_batch(paths, con, s, _batch_id(at, s.sha256), run_id, at, st, alerted)
+        if validations and st == "ingested":  # the site-run's GX results travel with its first batch
+            batch.validations, validations = validations, {}
         commit(paths, batch)
         summary.batches.append(batch.ledger)
         if batch.alerts is not None:
@@ -131,7 +137,9 @@ def validate_file(paths: Paths, study: Study, file: Path, site: str) -> str:
     f = LandingFile(site, f"{site}/{file.name}", file, file.stat().st_size, file.stat().st_mtime_ns)
     con = scratch(None)
     try:
-        s = stage_file(con, checker(), study, f, sha256_of(file), 0)
+        stager = Stager(con, checker(), study)
+        s = stager.add(f, sha256_of(file), 0)
+        stager.flush()
         if s.rejected is None:
             con.execute(f"CREATE OR REPLACE TEMP VIEW prior AS {events_sql(paths)}")
             crossrow.decide(con, payload_checker)

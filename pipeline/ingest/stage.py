@@ -13,13 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pandas as pd
 import pyarrow as pa
 
 from pipeline.config import Study
 from pipeline.ingest.discover import LandingFile, file_format
 from pipeline.ingest.gx_validate import RowChecker, merge_results
 from pipeline.ingest.prepare import prepare
-from pipeline.ingest.read import FileRejected, FileShape, read_file
+from pipeline.ingest.read import CHUNK_ROWS, FileRejected, FileShape, read_file
 from pipeline.schema import EVENT_SCHEMA, FIELDS
 
 SEQ_STRIDE = 10_000_000_000  # seq = file_idx * SEQ_STRIDE + record number
@@ -34,7 +35,6 @@ class StagedFile:
     rejected: FileRejected | None = None
     unknown_columns: list[str] = field(default_factory=list)
     received: int = 0
-    validations: dict[str, dict[str, Any]] = field(default_factory=dict)
     seconds: float = 0.0
 
 
@@ -76,45 +76,76 @@ def file_level_rejection(f: LandingFile, study: Study) -> FileRejected | None:
     return None
 
 
-def stage_file(con: duckdb.DuckDBPyConnection, checker: RowChecker, study: Study, f: LandingFile, sha: str,
-               file_idx: int, now: datetime | None = None) -> StagedFile:
-    """Read, type and validate one file into `rows`/`findings`; a file-level failure leaves nothing staged."""
-    t0 = time.perf_counter()
-    staged = StagedFile(f, sha, file_idx, file_format(f.path.name))
-    staged.rejected = file_level_rejection(f, study)
-    if staged.rejected or staged.fmt is None:
+class Stager:
+    """Stages a site's files; GX validates the pending rows of several files in one run.
+
+    A GX validation has a large fixed cost, so small deliveries are validated
+    together (per site and batch of at most CHUNK_ROWS rows), keyed by `seq`.
+    """
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, checker: RowChecker, study: Study,
+                 now: datetime | None = None) -> None:
+        self.con, self.checker, self.study, self.now = con, checker, study, now
+        self.pending: list[tuple[int, pd.DataFrame]] = []
+        self.pending_rows = 0
+        self.results: dict[str, list[dict[str, Any]]] = {}
+        self.site: str | None = None
+
+    def add(self, f: LandingFile, sha: str, file_idx: int) -> StagedFile:
+        """Read and type one file into `rows`; a file-level failure leaves nothing of it staged."""
+        t0 = time.perf_counter()
+        staged = StagedFile(f, sha, file_idx, file_format(f.path.name))
+        staged.rejected = file_level_rejection(f, self.study)
+        if staged.rejected or staged.fmt is None:
+            return staged
+        self.site = f.site_folder
+        shape = FileShape()
+        base = file_idx * SEQ_STRIDE
+        try:
+            for chunk in read_file(f.path, staged.fmt, shape):
+                frame, typed = prepare(chunk)
+                frame["_row"] = frame["_row"] + base
+                self.con.register("typed_chunk", typed)
+                self.con.execute(f"INSERT INTO rows SELECT {base} + _row, {file_idx}, _row, _raw, "
+                                 f"{', '.join(f.name for f in FIELDS)}, content_hash FROM typed_chunk")
+                self.con.unregister("typed_chunk")
+                staged.received += typed.num_rows
+                self.pending.append((file_idx, frame))
+                self.pending_rows += len(frame)
+                if self.pending_rows >= CHUNK_ROWS:
+                    self.flush()
+        except FileRejected as exc:
+            staged.rejected = exc
+            self.pending = [(i, fr) for i, fr in self.pending if i != file_idx]
+            self.pending_rows = sum(len(fr) for _, fr in self.pending)
+            unstage(self.con, file_idx)
+            staged.received = 0
+            return staged
+        staged.unknown_columns = shape.unknown_columns
+        staged.seconds = time.perf_counter() - t0
         return staged
-    params = parameters(study, f.site_folder, now)
-    shape = FileShape()
-    parts: dict[str, list[dict[str, Any]]] = {}
-    base = file_idx * SEQ_STRIDE
-    try:
-        for chunk in read_file(f.path, staged.fmt, shape):
-            frame, typed = prepare(chunk)
-            verdict = checker.check(frame, params)
-            con.register("typed_chunk", typed)
-            con.execute(f"INSERT INTO rows SELECT {base} + _row, {file_idx}, _row, _raw, "
-                        f"{', '.join(f.name for f in FIELDS)}, content_hash FROM typed_chunk")
-            con.unregister("typed_chunk")
-            found = [(base + row, x.rule, x.message) for row, xs in verdict.findings.items() for x in xs]
-            if found:
-                seqs, rules, messages = zip(*found, strict=True)
-                con.register("found_chunk", pa.table({"seq": pa.array(seqs, pa.int64()), "rule": list(rules),
-                                                      "message": list(messages)}))
-                con.execute("INSERT INTO findings SELECT seq, rule, message FROM found_chunk")
-                con.unregister("found_chunk")
-            staged.received += typed.num_rows
-            for suite, result in verdict.results.items():
-                parts.setdefault(suite, []).append(result)
-    except FileRejected as exc:
-        staged.rejected = exc
-        unstage(con, file_idx)
-        staged.received = 0
-        return staged
-    staged.unknown_columns = shape.unknown_columns
-    staged.validations = {s: merge_results(p) for s, p in parts.items()}
-    staged.seconds = time.perf_counter() - t0
-    return staged
+
+    def flush(self) -> None:
+        """Validate the pending rows with the GX suites and store the findings by seq."""
+        if not self.pending or self.site is None:
+            return
+        frame = pd.concat([fr for _, fr in self.pending], ignore_index=True)
+        self.pending, self.pending_rows = [], 0
+        verdict = self.checker.check(frame, parameters(self.study, self.site, self.now))
+        found = [(seq, x.rule, x.message) for seq, xs in verdict.findings.items() for x in xs]
+        if found:
+            seqs, rules, messages = zip(*found, strict=True)
+            self.con.register("found_chunk", pa.table({"seq": pa.array(seqs, pa.int64()), "rule": list(rules),
+                                                       "message": list(messages)}))
+            self.con.execute("INSERT INTO findings SELECT seq, rule, message FROM found_chunk")
+            self.con.unregister("found_chunk")
+        for suite, result in verdict.results.items():
+            self.results.setdefault(suite, []).append(result)
+
+    def validations(self) -> dict[str, dict[str, Any]]:
+        """One GX validation result per suite for everything staged (counts summed over runs)."""
+        self.flush()
+        return {suite: merge_results(parts) for suite, parts in self.results.items()}
 
 
 def unstage(con: duckdb.DuckDBPyConnection, file_idx: int) -> None:

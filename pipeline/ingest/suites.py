@@ -55,8 +55,8 @@ def envelope() -> list[Exp]:
                   or_equal=True, ignore_row_if="either_value_is_missing"))
     e.append(_exp("expect_column_values_to_be_between", "recorded_in_future", "recorded_at", "in the future",
                   column="recorded_at__epoch", max_value={"$PARAMETER": "latest_recorded_epoch"}))
-    e.append(_exp("expect_column_value_lengths_to_be_between", "comment_too_long", "comment", "more than 500 characters",
-                  column="comment", max_value=500))
+    e.append(_exp("expect_column_value_lengths_to_be_between", "comment_too_long", "comment",
+                  "more than 500 characters", column="comment", max_value=500))
     e.append(_exp("expect_column_values_to_not_match_regex_list", "phi_in_comment", "comment",
                   "looks like an e-mail address, phone number or SSN", column="comment", regex_list=list(PHI_RES)))
     e.append(_exp("expect_column_values_to_be_between", "late_entry", "recorded_at",

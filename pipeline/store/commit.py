@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.config import Paths
+from pipeline.store.crash import crashpoint
 from pipeline.store.files import atomic_write_bytes, atomic_write_parquet
 from pipeline.store.warehouse import BATCH_SCHEMA
 
@@ -54,15 +55,19 @@ def data_files(paths: Paths, batch: Batch) -> dict[str, Path]:
 def commit(paths: Paths, batch: Batch) -> None:
     """Write the batch; it becomes visible when its ledger record lands (last)."""
     targets = data_files(paths, batch)
+    crashpoint("commit_start")
     for kind in ("events", "quarantine", "alerts"):
         table = getattr(batch, kind)
         if table is not None and table.num_rows:
             atomic_write_parquet(table, targets[kind])
+            crashpoint(f"after_{kind}")
     for suite, result in batch.validations.items():
         out = paths.validations_dir / safe_component(batch.site_folder) / f"{batch.batch_id}.{suite}.json"
         atomic_write_bytes(json.dumps(result, default=str).encode(), out)
+    crashpoint("before_ledger")
     ledger = pa.Table.from_pylist([batch.ledger], schema=BATCH_SCHEMA)
     atomic_write_parquet(ledger, paths.batches_dir / f"{batch.batch_id}.parquet")
+    crashpoint("after_ledger")
 
 
 def committed_batch_ids(paths: Paths) -> set[str]:

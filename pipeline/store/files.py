@@ -9,6 +9,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipeline.store.crash import crashpoint
+
 
 def fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
@@ -41,5 +43,6 @@ def atomic_write_parquet(table: pa.Table, final: Path) -> None:
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = final.with_name(f".{final.name}.{uuid.uuid4().hex}.tmp")
     write_parquet_durably(table, tmp)
+    crashpoint("before_rename")
     os.replace(tmp, final)
     fsync_dir(final.parent)
