@@ -110,7 +110,7 @@ class RowChecker:
             for r in result.results:
                 if r.success:
                     continue
-                meta = r.expectation_config.meta or {}
+                meta = (r.expectation_config.meta if r.expectation_config else None) or {}
                 for item in r.result.get("unexpected_index_list") or []:
                     row = int(item["_row"])
                     verdict.findings[row].append(Finding(meta["rule"], meta["field"],

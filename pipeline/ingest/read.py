@@ -48,7 +48,9 @@ class FileShape:
 
 
 def _open_text_bytes(path: Path, fmt: str) -> IO[bytes]:
-    return gzip.open(path, "rb") if fmt.endswith(".gz") else open(path, "rb")
+    if fmt.endswith(".gz"):
+        return gzip.open(path, "rb")  # type: ignore[return-value]
+    return open(path, "rb")
 
 
 def _check_columns(columns: list[str], shape: FileShape) -> None:
