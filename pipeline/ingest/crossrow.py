@@ -43,14 +43,18 @@ def _rejecting_sql() -> str:
 
 def setup(con: duckdb.DuckDBPyConnection) -> None:
     """Tables every stage reads: the relevant part of the prior log, and `acc` (accepted so far)."""
+    con.execute("CREATE OR REPLACE TEMP TABLE run_patients AS SELECT DISTINCT site_id, patient_id FROM rows")
+    con.execute("""CREATE OR REPLACE TEMP TABLE run_ids AS
+                   SELECT event_id FROM rows UNION SELECT target_event_id FROM rows WHERE target_event_id IS NOT NULL""")
     con.execute("""
         CREATE OR REPLACE TEMP TABLE acc AS
-        SELECT event_id, content_hash, event_type, site_id, patient_id, occurred_at, leg_pain_nrs,
+        SELECT p.event_id, p.content_hash, p.event_type, p.site_id, p.patient_id, p.occurred_at, p.leg_pain_nrs,
                -1::BIGINT AS seq
-        FROM prior p
-        WHERE event_id IN (SELECT event_id FROM rows)
-           OR event_id IN (SELECT target_event_id FROM rows)
-           OR (p.site_id, p.patient_id) IN (SELECT site_id, patient_id FROM rows)
+        FROM prior p SEMI JOIN run_ids i ON i.event_id = p.event_id
+        UNION
+        SELECT p.event_id, p.content_hash, p.event_type, p.site_id, p.patient_id, p.occurred_at, p.leg_pain_nrs,
+               -1::BIGINT AS seq
+        FROM prior p SEMI JOIN run_patients r ON r.site_id = p.site_id AND r.patient_id = p.patient_id
     """)
     con.execute("CREATE OR REPLACE TEMP TABLE status (seq BIGINT, status VARCHAR)")
 
@@ -59,83 +63,81 @@ def _add(con: duckdb.DuckDBPyConnection, select_sql: str) -> None:
     con.execute(f"INSERT INTO findings (seq, rule, message) {select_sql}")
 
 
-def _stage_rows(types: tuple[str, ...]) -> str:
-    return f"SELECT * FROM rows WHERE event_type IN {_types(types)}"
+def _refresh_bad(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(f"CREATE OR REPLACE TEMP TABLE bad AS SELECT DISTINCT seq FROM findings WHERE rule IN {_rejecting_sql()}")
 
 
 def decide_stage(con: duckdb.DuckDBPyConnection, types: tuple[str, ...],
                  payload_checker: PayloadChecker | None = None) -> None:
-    stage = _stage_rows(types)
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE st AS
+                    SELECT seq, event_id, event_type, site_id, patient_id, content_hash, target_event_id
+                    FROM rows WHERE event_type IN {_types(types)}""")
     # 1. identical to an event accepted before this stage: a no-op duplicate
-    con.execute(f"""
-        INSERT INTO status SELECT r.seq, 'duplicate' FROM ({stage}) r
-        WHERE EXISTS (SELECT 1 FROM acc a WHERE a.event_id = r.event_id AND a.content_hash = r.content_hash)
-    """)
-    undecided = f"SELECT * FROM ({stage}) WHERE seq NOT IN (SELECT seq FROM status)"
+    con.execute("""CREATE OR REPLACE TEMP TABLE dup AS
+                   SELECT st.seq FROM st SEMI JOIN acc a ON a.event_id = st.event_id AND a.content_hash = st.content_hash""")
+    con.execute("INSERT INTO status SELECT seq, 'duplicate' FROM dup")
+    con.execute("CREATE OR REPLACE TEMP TABLE und AS SELECT * FROM st ANTI JOIN dup ON dup.seq = st.seq")
     # 2. the event_id is taken, with other content
-    _add(con, f"""
-        SELECT r.seq, 'event_id_conflict', 'event_id ' || r.event_id || ' is already accepted with different content'
-        FROM ({undecided}) r WHERE r.event_id IN (SELECT event_id FROM acc)
+    _add(con, """
+        SELECT u.seq, 'event_id_conflict', 'event_id ' || u.event_id || ' is already accepted with different content'
+        FROM und u SEMI JOIN acc a ON a.event_id = u.event_id
     """)
     # 3. rules that depend on other rows
+    con.execute("""CREATE OR REPLACE TEMP TABLE enrolled AS
+                   SELECT DISTINCT site_id, patient_id FROM acc WHERE event_type = 'enrollment'""")
     if types == ENROLL:
-        _add(con, f"""
-            SELECT r.seq, 'duplicate_enrollment', 'patient ' || r.patient_id || ' already has an accepted enrollment'
-            FROM ({undecided}) r
-            WHERE (r.site_id, r.patient_id) IN (SELECT site_id, patient_id FROM acc WHERE event_type = 'enrollment')
+        _add(con, """
+            SELECT u.seq, 'duplicate_enrollment', 'patient ' || u.patient_id || ' already has an accepted enrollment'
+            FROM und u SEMI JOIN enrolled e ON e.site_id = u.site_id AND e.patient_id = u.patient_id
         """)
     else:
-        _add(con, f"""
-            SELECT r.seq, 'patient_not_enrolled',
-                   'patient ' || coalesce(r.patient_id, '?') || ' has no accepted enrollment at site '
-                   || coalesce(r.site_id, '?')
-            FROM ({undecided}) r
-            WHERE r.patient_id IS NOT NULL AND r.site_id IS NOT NULL AND (r.site_id, r.patient_id) NOT IN
-                  (SELECT site_id, patient_id FROM acc WHERE event_type = 'enrollment')
+        _add(con, """
+            SELECT u.seq, 'patient_not_enrolled',
+                   'patient ' || u.patient_id || ' has no accepted enrollment at site ' || u.site_id
+            FROM und u ANTI JOIN enrolled e ON e.site_id = u.site_id AND e.patient_id = u.patient_id
+            WHERE u.patient_id IS NOT NULL AND u.site_id IS NOT NULL
         """)
     if types == AMEND:
-        _target_rules(con, undecided, payload_checker)
+        _target_rules(con, payload_checker)
     # 4. within the stage, the first clean row of an event_id wins; later ones are duplicates or conflicts
-    rejected = f"SELECT seq FROM findings WHERE rule IN {_rejecting_sql()}"
-    clean = f"SELECT * FROM ({undecided}) u WHERE seq NOT IN ({rejected})"
-    con.execute(f"""
+    _refresh_bad(con)
+    con.execute("""
         CREATE OR REPLACE TEMP TABLE winners AS
-        SELECT * FROM ({clean}) QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY seq) = 1
+        SELECT * FROM (SELECT * FROM und ANTI JOIN bad ON bad.seq = und.seq)
+        QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY seq) = 1
     """)
-    con.execute(f"""
-        INSERT INTO status SELECT u.seq, 'duplicate' FROM ({undecided}) u JOIN winners w
+    con.execute("""
+        INSERT INTO status SELECT u.seq, 'duplicate' FROM und u JOIN winners w
           ON u.event_id = w.event_id AND u.seq > w.seq AND u.content_hash = w.content_hash
     """)
-    _add(con, f"""
+    _add(con, """
         SELECT u.seq, 'event_id_conflict', 'event_id ' || u.event_id || ' is already accepted with different content'
-        FROM ({undecided}) u JOIN winners w ON u.event_id = w.event_id AND u.seq > w.seq
-         AND u.content_hash <> w.content_hash
-        WHERE u.seq NOT IN (SELECT seq FROM status)
+        FROM und u JOIN winners w ON u.event_id = w.event_id AND u.seq > w.seq AND u.content_hash <> w.content_hash
     """)
     if types == ENROLL:  # the first enrollment of a patient in the run wins
         _add(con, """
             SELECT seq, 'duplicate_enrollment', 'patient ' || patient_id || ' already has an accepted enrollment'
             FROM winners QUALIFY row_number() OVER (PARTITION BY site_id, patient_id ORDER BY seq) > 1
         """)
-    con.execute(f"""
+    _refresh_bad(con)
+    con.execute("""
         INSERT INTO status
-        SELECT seq, CASE WHEN seq IN (SELECT seq FROM findings WHERE rule IN {_rejecting_sql()})
-                         THEN 'rejected' ELSE 'accepted' END
-        FROM ({undecided}) WHERE seq NOT IN (SELECT seq FROM status)
+        SELECT u.seq, CASE WHEN b.seq IS NULL THEN 'accepted' ELSE 'rejected' END
+        FROM und u LEFT JOIN bad b ON b.seq = u.seq ANTI JOIN status s ON s.seq = u.seq
     """)
-    con.execute(f"""
+    con.execute("""
         INSERT INTO acc SELECT r.event_id, r.content_hash, r.event_type, r.site_id, r.patient_id, r.occurred_at,
                                r.leg_pain_nrs, r.seq
-        FROM ({stage}) r JOIN status s ON s.seq = r.seq AND s.status = 'accepted'
+        FROM rows r JOIN st ON st.seq = r.seq JOIN status s ON s.seq = r.seq AND s.status = 'accepted'
     """)
 
 
-def _target_rules(con: duckdb.DuckDBPyConnection, undecided: str, payload_checker: PayloadChecker | None) -> None:
-    con.execute(f"""
+def _target_rules(con: duckdb.DuckDBPyConnection, payload_checker: PayloadChecker | None) -> None:
+    con.execute("""
         CREATE OR REPLACE TEMP TABLE targets AS
         SELECT r.seq, r.event_type, r.site_id, r.patient_id, r.target_event_id,
                t.event_type AS target_type, t.site_id AS target_site, t.patient_id AS target_patient
-        FROM ({undecided}) r
+        FROM und r
         LEFT JOIN (SELECT * FROM acc QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY seq) = 1) t
           ON t.event_id = r.target_event_id
         WHERE r.target_event_id IS NOT NULL
@@ -203,7 +205,5 @@ def decide(con: duckdb.DuckDBPyConnection, payload_checker: PayloadChecker | Non
     for types in (ENROLL, BASE, AMEND):
         decide_stage(con, types, payload_checker)
     # rows whose event_type is missing or unknown were rejected by the suites
-    con.execute("""
-        INSERT INTO status SELECT seq, 'rejected' FROM rows WHERE seq NOT IN (SELECT seq FROM status)
-    """)
+    con.execute("INSERT INTO status SELECT r.seq, 'rejected' FROM rows r ANTI JOIN status s ON s.seq = r.seq")
     warnings(con)

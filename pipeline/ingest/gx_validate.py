@@ -21,7 +21,7 @@ logging.getLogger("great_expectations").setLevel(logging.WARNING)
 import great_expectations as gx  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from pipeline.ingest.suites import SUITE_NAMES, load_suite_dict  # noqa: E402
+from pipeline.ingest.suites import SUITE_NAMES, TYPE_SUITES, load_suite_dict  # noqa: E402
 from pipeline.rules import rule as rule_info  # noqa: E402
 
 KEEP_UNEXPECTED = 20  # rows listed per expectation in the stored results (counts stay complete)
@@ -98,10 +98,19 @@ class RowChecker:
         position = {int(r): i for i, r in enumerate(frame["_row"].tolist())}
         filled = {c for c in frame.columns if frame[c].notna().any()}
         types = set(frame["event_type"].dropna().unique()) if "event_type" in frame else set()
-        batch = self.batch_definition.get_batch(batch_parameters={"dataframe": frame})
+        whole = self.batch_definition.get_batch(batch_parameters={"dataframe": frame})
         for name in suites:
             d = self.suites[name]
-            active = [e for e in d["expectations"] if not is_vacuous(e, filled, types)]
+            if name in TYPE_SUITES:  # a per-type suite sees only that type's rows
+                if name not in types:
+                    continue
+                part = frame[frame["event_type"] == name]
+                batch = self.batch_definition.get_batch(batch_parameters={"dataframe": part})
+                part_filled = {c for c in part.columns if part[c].notna().any()}
+                active = [e for e in d["expectations"] if not is_vacuous(e, part_filled, {name})]
+            else:
+                batch = whole
+                active = [e for e in d["expectations"] if not is_vacuous(e, filled, types)]
             suite = gx.ExpectationSuite(name=d["name"], expectations=active, meta=d.get("meta", {}))
             result = batch.validate(
                 suite, expectation_parameters=parameters,

@@ -21,6 +21,7 @@ from pipeline.ingest.gx_validate import RowChecker
 from pipeline.ingest.outputs import build_batch, summarise_findings
 from pipeline.ingest.queries import format_query_list, query_rows_for_validation, write_query_lists
 from pipeline.ingest.stage import StagedFile, Stager, scratch, unstage
+from pipeline.ingest.suites import TYPE_SUITES
 from pipeline.ingest.summary import IngestSummary
 from pipeline.store.alerts import raised_keys
 from pipeline.store.commit import commit, recover, safe_component
@@ -38,8 +39,8 @@ def checker() -> RowChecker:
 
 
 def payload_checker(frame: pd.DataFrame) -> list[tuple[int, str, str]]:
-    """Validate corrections' payloads as events of their target's type (the event_type_fields suite)."""
-    verdict = checker().check(frame, {}, suites=("event_type_fields",))
+    """Validate corrections' payloads as events of their target's type (the per-type suites)."""
+    verdict = checker().check(frame, {}, suites=TYPE_SUITES)
     return [(row, f.rule, f.message) for row, fs in verdict.findings.items() for f in fs]
 
 

@@ -39,8 +39,7 @@ def _assert_exactly_once(dep: Deployment) -> None:
     assert not list(dep.paths.warehouse.rglob(".*.tmp"))
 
 
-@pytest.mark.parametrize("point", ["after_events", "before_rename:3", "before_ledger:2", "after_ledger:1",
-                                   "after_ledger:3"])
+@pytest.mark.parametrize("point", ["before_rename:3", "before_ledger:2", "after_ledger:1"])
 def test_sigkill_at_a_commit_point_then_rerun_gives_each_event_once(tmp_path: Path, point: str) -> None:
     dep = make_deployment(tmp_path / "s")
     _landing(dep)
@@ -54,7 +53,7 @@ def test_sigkill_at_a_commit_point_then_rerun_gives_each_event_once(tmp_path: Pa
 def test_sigkill_at_arbitrary_moments_then_rerun_gives_each_event_once(tmp_path: Path) -> None:
     dep = make_deployment(tmp_path / "s")
     _landing(dep)
-    for delay in (2.0, 7.0, 9.0):
+    for delay in (3.0, 9.0):
         proc = _cli(dep, {})
         time.sleep(delay)
         proc.send_signal(signal.SIGKILL)

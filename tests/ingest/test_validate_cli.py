@@ -27,7 +27,8 @@ def test_validate_prints_the_query_list_and_stores_nothing(dep: Deployment) -> N
 
 def test_validate_reports_a_file_rejected_whole(dep: Deployment) -> None:
     path = dep.root / "bad.csv"
-    path.write_bytes("event_id,comment\nE1,Müller\n".encode("latin-1"))
+    path.write_bytes("event_id,event_type,site_id,patient_id,occurred_at,recorded_at,comment\n"
+                     "E1,withdrawal,NL01,P1,2026-01-05T09:00:00Z,2026-01-05T09:00:00Z,Müller\n".encode("latin-1"))
     result = CliRunner().invoke(main, ["validate", str(path), "--site", "NL01", "--study", str(dep.paths.study),
                                        "--warehouse", str(dep.paths.warehouse)])
     assert result.exit_code == 0

@@ -1,0 +1,1 @@
+"""Benchmarks: trialpipe against raw DuckDB on the same data (medians and ratios)."""
