@@ -45,7 +45,8 @@ def setup(con: duckdb.DuckDBPyConnection) -> None:
     """Tables every stage reads: the relevant part of the prior log, and `acc` (accepted so far)."""
     con.execute("CREATE OR REPLACE TEMP TABLE run_patients AS SELECT DISTINCT site_id, patient_id FROM rows")
     con.execute("""CREATE OR REPLACE TEMP TABLE run_ids AS
-                   SELECT event_id FROM rows UNION SELECT target_event_id FROM rows WHERE target_event_id IS NOT NULL""")
+                   SELECT event_id FROM rows
+                   UNION SELECT target_event_id FROM rows WHERE target_event_id IS NOT NULL""")
     con.execute("""
         CREATE OR REPLACE TEMP TABLE acc AS
         SELECT p.event_id, p.content_hash, p.event_type, p.site_id, p.patient_id, p.occurred_at, p.leg_pain_nrs,
@@ -64,7 +65,8 @@ def _add(con: duckdb.DuckDBPyConnection, select_sql: str) -> None:
 
 
 def _refresh_bad(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute(f"CREATE OR REPLACE TEMP TABLE bad AS SELECT DISTINCT seq FROM findings WHERE rule IN {_rejecting_sql()}")
+    con.execute("CREATE OR REPLACE TEMP TABLE bad AS "
+                f"SELECT DISTINCT seq FROM findings WHERE rule IN {_rejecting_sql()}")
 
 
 def decide_stage(con: duckdb.DuckDBPyConnection, types: tuple[str, ...],
@@ -74,7 +76,8 @@ def decide_stage(con: duckdb.DuckDBPyConnection, types: tuple[str, ...],
                     FROM rows WHERE event_type IN {_types(types)}""")
     # 1. identical to an event accepted before this stage: a no-op duplicate
     con.execute("""CREATE OR REPLACE TEMP TABLE dup AS
-                   SELECT st.seq FROM st SEMI JOIN acc a ON a.event_id = st.event_id AND a.content_hash = st.content_hash""")
+                   SELECT st.seq FROM st
+                   SEMI JOIN acc a ON a.event_id = st.event_id AND a.content_hash = st.content_hash""")
     con.execute("INSERT INTO status SELECT seq, 'duplicate' FROM dup")
     con.execute("CREATE OR REPLACE TEMP TABLE und AS SELECT * FROM st ANTI JOIN dup ON dup.seq = st.seq")
     # 2. the event_id is taken, with other content
