@@ -54,6 +54,13 @@ def print_summary(summary: IngestSummary, out: TextIO = sys.stdout) -> None:
                       f"{': ' + b['message'] if b.get('message') else ''}\n")
     out.write(f"  total: received {summary.total('received')}, accepted {summary.total('accepted')}, "
               f"rejected {summary.total('rejected')}, duplicates {summary.total('duplicates')}\n")
+    mismatched: dict[str, int] = {}
+    for b in summary.batches:
+        n = (b.get("rule_counts") or {}).get("site_mismatch", 0)
+        mismatched[b["site_id"]] = mismatched.get(b["site_id"], 0) + n
+    for site, n in sorted(mismatched.items()):
+        if n:
+            out.write(f"SECURITY: {n} row(s) delivered by {site} name another site (site_mismatch, quarantined)\n")
     if summary.alerts:
         out.write(f"RED-FLAG ALERTS raised in this run: {len(summary.alerts)} (table `alerts`)\n")
         for a in summary.alerts:
