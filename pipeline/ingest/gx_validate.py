@@ -143,15 +143,36 @@ def _message(frame: pd.DataFrame, pos: int | None, meta: dict[str, Any]) -> str:
     return f"{fld} {text!r}: {detail}"
 
 
+REDACTED = "[redacted: free text]"
+_VALUE_LISTS = ("unexpected_list", "partial_unexpected_list")
+_INDEX_LISTS = ("unexpected_index_list", "partial_unexpected_index_list")
+
+
+def _redact_free_text(res: dict[str, Any]) -> None:
+    """Free text (comments) may hold PHI: stored results keep counts and row numbers, never the text."""
+    for key in _VALUE_LISTS:
+        if isinstance(res.get(key), list):
+            res[key] = [REDACTED for _ in res[key]]
+    for key in _INDEX_LISTS:
+        if isinstance(res.get(key), list):
+            res[key] = [{k: (REDACTED if k == "comment" else v) for k, v in item.items()} if isinstance(item, dict)
+                        else item for item in res[key]]
+    if isinstance(res.get("partial_unexpected_counts"), list):
+        res["partial_unexpected_counts"] = [{"value": REDACTED, "count": c.get("count")}
+                                            for c in res["partial_unexpected_counts"] if isinstance(c, dict)]
+
+
 def _trim(result: dict[str, Any]) -> dict[str, Any]:
-    """Bound the stored size: keep the counts, list at most KEEP_UNEXPECTED rows per expectation."""
+    """Bound the stored size (keep the counts, at most KEEP_UNEXPECTED rows per expectation); no free text."""
     for r in result.get("results", []):
         res = r.get("result") or {}
-        for key in ("unexpected_list", "unexpected_index_list", "partial_unexpected_list",
-                    "partial_unexpected_index_list", "partial_unexpected_counts"):
+        for key in (*_VALUE_LISTS, *_INDEX_LISTS, "partial_unexpected_counts"):
             if isinstance(res.get(key), list):
                 res[key] = res[key][:KEEP_UNEXPECTED]
         res.pop("unexpected_index_query", None)
+        kwargs = (r.get("expectation_config") or {}).get("kwargs") or {}
+        if kwargs.get("column") == "comment":
+            _redact_free_text(res)
     return result
 
 

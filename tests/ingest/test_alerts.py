@@ -42,3 +42,12 @@ def test_file_rejected_whole_raises_no_alert(dep: Deployment) -> None:
     dep.deliver("XX99", "a.csv", [enrollment("E1", site="XX99"), symptom("E2", site="XX99", bladder_dysfunction=True)])
     summary = dep.ingest()
     assert summary.alerts == [] and summary.batches[0]["status"] == "rejected"
+
+
+def test_stored_validation_results_never_hold_comment_text(dep: Deployment) -> None:
+    dep.deliver("NL01", "a.csv", [enrollment("E1"), symptom("E2", comment="ring me on +31 6 1234 5678"),
+                                  symptom("E3", comment="x" * 501)])
+    dep.ingest()
+    stored = "".join(p.read_text() for p in dep.paths.validations_dir.rglob("*.json"))
+    assert "phi_in_comment" in stored and "comment_too_long" in stored
+    assert "1234 5678" not in stored and "x" * 501 not in stored
