@@ -1,12 +1,15 @@
-"""Free text from sites is data, never markup or a formula."""
+"""Free text from sites is data, never markup or a formula: the one place that says how."""
 
 from __future__ import annotations
 
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+from typing import Any
+
+#: A cell starting with one of these (after leading spaces) would run as a spreadsheet formula.
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r", "\n")
 
 
-def neutralise_cell(value: object) -> object:
-    """A CSV cell a spreadsheet will not run: text starting like a formula gets a leading quote."""
-    if isinstance(value, str) and value.startswith(FORMULA_START):
+def neutralise_cell(value: Any) -> Any:
+    """The cell as a spreadsheet should see it: text that would run as a formula gets a leading '."""
+    if isinstance(value, str) and value and value.lstrip(" ").startswith(FORMULA_TRIGGERS):
         return "'" + value
     return value

@@ -18,20 +18,14 @@ from typing import Any
 import pandas as pd
 
 from pipeline.store.files import atomic_write_bytes
+from pipeline.textsafe import neutralise_cell
 
-FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r", "\n")
 #: Rules whose offending text is never shown: the comment may identify a person (DTS §3).
 PHI_RULES = frozenset({"phi_in_comment"})
 WITHHELD = "[withheld by trialpipe: possible PHI]"
 
 
-def neutralise_csv_cell(value: Any) -> Any:
-    """The cell as a spreadsheet should see it: text that would run as a formula is prefixed with '."""
-    if isinstance(value, str) and value and (
-        value.startswith(FORMULA_TRIGGERS) or value.lstrip(" ").startswith(FORMULA_TRIGGERS)
-    ):
-        return "'" + value
-    return value
+neutralise_csv_cell = neutralise_cell  # the project's one formula neutraliser (pipeline.textsafe)
 
 
 def _cell_text(value: Any) -> Any:
