@@ -8,7 +8,7 @@ DEMO_DIR ?= demo
 
 setup:
 	@command -v uv >/dev/null 2>&1 || test -x "$(HOME)/.local/bin/uv" || python3 -m pip install --user --quiet uv
-	$(UV) sync --frozen
+	$(UV) sync --frozen --compile-bytecode
 
 demo: setup
 	rm -rf $(DEMO_DIR)

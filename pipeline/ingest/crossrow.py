@@ -99,7 +99,8 @@ def decide_stage(con: duckdb.DuckDBPyConnection, types: tuple[str, ...],
                    'patient ' || u.patient_id || ' has no accepted enrollment at site ' || u.site_id
             FROM und u ANTI JOIN enrolled e ON e.site_id = u.site_id AND e.patient_id = u.patient_id
             WHERE u.patient_id IS NOT NULL AND u.site_id IS NOT NULL
-        """)
+              AND u.seq NOT IN (SELECT seq FROM findings WHERE rule = 'site_mismatch')
+        """)  # a row naming another site is rejected as site_mismatch; its claim is not looked up
     if types == AMEND:
         _target_rules(con, payload_checker)
     # 4. within the stage, the first clean row of an event_id wins; later ones are duplicates or conflicts
