@@ -74,7 +74,10 @@ def ingest(paths: Paths) -> None:
 @common
 @as_of_option
 def derive(paths: Paths, as_of: datetime | None) -> None:
-    """Rebuild the derived tables (SAP) from the event log."""
+    """Rebuild the derived tables (SAP) from the event log.
+
+    With --as-of the tables in trial.duckdb show the study as it was then, until the next derive.
+    """
     from pipeline.derive.api import derive as run_derive
 
     result = run_derive(paths, load_study(paths.study), as_of=as_of)

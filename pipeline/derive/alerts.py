@@ -1,0 +1,38 @@
+"""Derive-time alerts (DTS §5 "Safety first"): red flags only derivation can see.
+
+Motor decline (assessments), new bilateral symptoms and paresthesia spread
+(diaries) are not visible to the row checks of the ingest; every observation at
+which derivation finds one raises an alert with source = derive. The alert log
+keeps one alert per (event_id, flag), so a re-derivation never repeats one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import duckdb
+
+MESSAGES = {
+    "MOTOR": "motor decline in an assessment",
+    "BILATERAL": "bilateral symptoms reported in a diary (affected side is not bilateral)",
+    "PARESTHESIA_SPREAD": "paresthesia spreading distally with rising leg pain in a diary",
+}
+
+
+def derived_alerts(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    """Alert rows for every derived-only red-flag occurrence (needs the temp tables of a build)."""
+    found = con.sql("""
+        select p.site_id, p.patient_id, e.event_id, e.flag, e.occurred_at, e.study_day
+        from red_flag_events as e
+        join patients as p using (patient_key)
+        where e.derived_only
+        order by e.occurred_at, e.event_id, e.flag
+    """).to_arrow_table().to_pylist()
+    return [
+        {
+            "site_id": r["site_id"], "patient_id": r["patient_id"], "event_id": r["event_id"], "flag": r["flag"],
+            "occurred_at": r["occurred_at"], "validated": True,
+            "message": f"{r['flag']}: {MESSAGES[r['flag']]} (study day {r['study_day']})",
+        }
+        for r in found
+    ]

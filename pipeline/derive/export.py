@@ -1,0 +1,60 @@
+"""Write derived tables as CSV or Parquet, deterministically (sorted rows, stable bytes).
+
+CSV cells of text columns that a spreadsheet would run as a formula get a
+leading apostrophe: the project's one rule, `pipeline.textsafe.neutralise_cell`,
+applied inside DuckDB so that big tables stream to disk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import duckdb
+
+from pipeline.derive.build import TABLE_KEYS
+from pipeline.read_sql import sql_literal
+from pipeline.textsafe import FORMULA_TRIGGERS
+
+FORMATS = ("csv", "parquet")
+
+
+def _char(c: str) -> str:
+    return f"'{c}'" if c.isprintable() and c != "'" else f"chr({ord(c)})"
+
+
+def neutralise_sql(column: str) -> str:
+    """SQL for `pipeline.textsafe.neutralise_cell` on a VARCHAR column (a trigger after leading spaces)."""
+    triggers = ", ".join(_char(c) for c in FORMULA_TRIGGERS)
+    col = f'"{column}"'
+    return f"case when left(ltrim({col}, ' '), 1) in ({triggers}) then '''' || {col} else {col} end"
+
+
+def write_table(con: duckdb.DuckDBPyConnection, table: str, path: Path, fmt: str,
+                keys: Iterable[str] = ()) -> Path:
+    """Write one table sorted by its key (then every other column) to `path`."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown export format {fmt!r} (one of {', '.join(FORMATS)})")
+    columns = [(str(r[0]), str(r[1])) for r in con.sql(f"describe {table}").fetchall()]
+    keys = list(keys)
+    order = keys + [c for c, _ in columns if c not in keys]
+    if fmt == "csv":
+        select = ", ".join(f'{neutralise_sql(c)} as "{c}"' if t == "VARCHAR" else f'"{c}"' for c, t in columns)
+        options = "format csv, header true"
+    else:
+        select = ", ".join(f'"{c}"' for c, _ in columns)
+        options = "format parquet, compression zstd"
+    order_by = ", ".join(f'"{c}" nulls first' for c in order)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    con.execute(f"copy (select {select} from {table} order by {order_by}) to {sql_literal(str(path))} ({options})")
+    return path
+
+
+def write_tables(con: duckdb.DuckDBPyConnection, out: Path, fmt: str) -> list[Path]:
+    """Write every derived table as <out>/<table>.<fmt>; returns the paths."""
+    ((previous,),) = con.sql("select current_setting('preserve_insertion_order')").fetchall()
+    con.execute("set preserve_insertion_order = true")  # the sorted order must reach the file
+    try:
+        return [write_table(con, name, out / f"{name}.{fmt}", fmt, keys) for name, keys in TABLE_KEYS.items()]
+    finally:
+        con.execute(f"set preserve_insertion_order = {bool(previous)}")

@@ -1,0 +1,27 @@
+-- dq_rule_counts (SAP §8): rejections and warnings by DTS §5 rule name.
+-- grain: one row per batch × kind × rule; kind = 'rejected' (quarantined rows or files)
+--        or 'warning' (warnings on accepted events, and unknown_column once per file)
+-- keys: batch_id, kind, rule
+-- needs: quarantined_rows, dq_event_stats, ingest_batches
+with rejected as (
+    select batch_id, unnest(rules) as rule
+    from quarantined_rows
+),
+
+warned as (
+    select batch_id, unnest(warnings) as rule
+    from dq_event_stats
+    where grouping = 'batch' and warnings is not null
+    union all
+    select batch_id, 'unknown_column'
+    from ingest_batches
+    where len(unknown_columns) > 0
+),
+
+final as (
+    select batch_id, 'rejected' as kind, rule, count(*) as n from rejected group by batch_id, rule
+    union all
+    select batch_id, 'warning', rule, count(*) from warned group by batch_id, rule
+)
+
+select * from final

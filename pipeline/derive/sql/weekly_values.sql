@@ -1,0 +1,49 @@
+-- weekly_values (SAP §3): every parameter's weekly value, one wide row per patient-week.
+-- grain: one row per patient × week with any symptom_report or assessment; keys: patient_key, week
+--
+--   param     source field              weekly value (w >= 1)   week 0 (baseline window)
+--   LEGPAIN   leg_pain_nrs              mean                    last
+--   BACKPAIN  back_pain_nrs             mean                    last
+--   EXTENT    pain_extent (0–6)         max                     last
+--   PARESTH   paresthesia (0–2)         max                     last
+--   WALK      walking_tolerance_min     mean                    last
+--   GPE       global_recovery           last                    last
+--   ODI       odi_score                 last                    last
+--   SLR       slr_angle_deg             last                    last
+--   DFMRC     dorsiflexion_mrc          last                    last
+--   CALF      calf_raise_count          last                    last
+--
+-- "last" = the greatest seq (latest occurred_at, then recorded_at, then event_id); null values
+-- do not count; a parameter without a value that week is null here (no trajectory row).
+-- needs: observations
+with observed as (
+    select *
+    from observations
+    where event_type in ('symptom_report', 'assessment')
+),
+
+final as (
+    select
+        patient_key,
+        week,
+        case when week = 0 then cast(arg_max(leg_pain, seq) filter (where leg_pain is not null) as double)
+             else avg(leg_pain) end as LEGPAIN,
+        case when week = 0 then cast(arg_max(back_pain, seq) filter (where back_pain is not null) as double)
+             else avg(back_pain) end as BACKPAIN,
+        -- levels are small integers; every parameter value is a double
+        cast(case when week = 0 then arg_max(extent, seq) filter (where extent is not null)
+             else max(extent) end as double) as EXTENT,
+        cast(case when week = 0 then arg_max(paresthesia, seq) filter (where paresthesia is not null)
+             else max(paresthesia) end as double) as PARESTH,
+        case when week = 0 then cast(arg_max(walk, seq) filter (where walk is not null) as double)
+             else avg(walk) end as WALK,
+        cast(arg_max(gpe, seq) filter (where gpe is not null) as double) as GPE,
+        cast(arg_max(odi, seq) filter (where odi is not null) as double) as ODI,
+        cast(arg_max(slr, seq) filter (where slr is not null) as double) as SLR,
+        cast(arg_max(dfmrc, seq) filter (where dfmrc is not null) as double) as DFMRC,
+        cast(arg_max(calf, seq) filter (where calf is not null) as double) as CALF
+    from observed
+    group by patient_key, week
+)
+
+select * from final
