@@ -4,7 +4,7 @@ UV ?= $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
 RUN := $(UV) run --frozen
 DEMO_DIR ?= demo
 
-.PHONY: setup demo test test-fast lint bench suites airflow clean
+.PHONY: setup demo test test-fast test-scheduler lint bench suites airflow clean
 
 setup:
 	@command -v uv >/dev/null 2>&1 || test -x "$(HOME)/.local/bin/uv" || python3 -m pip install --user --quiet uv
@@ -20,6 +20,9 @@ test: setup
 
 test-fast: setup
 	$(RUN) pytest -m "not slow and not scheduler"
+
+test-scheduler: setup
+	TRIALPIPE_SCHEDULER_TESTS=1 $(RUN) pytest tests/dags
 
 lint: setup
 	$(RUN) ruff check pipeline dags tests bench

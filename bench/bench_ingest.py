@@ -49,13 +49,30 @@ def run(work: Path, events: int, repeat: int) -> str:
                   "raw DuckDB read_csv → parquet")
 
 
+def memory(work: Path, sizes_mb: list[int]) -> str:
+    """Peak RSS of one ingest per file size: streaming keeps it flat as the file grows."""
+    lines = ["ingest peak RSS by file size (one file, one run each)",
+             f"{'file MB':>10} {'events':>12} {'peak RSS MB':>12}"]
+    for mb in sizes_mb:
+        w = work / f"mem{mb}"
+        shutil.rmtree(w, ignore_errors=True)
+        csv, n_rows = prepare(w, mb * 1_000_000)
+        m = measure(python(INGEST, str(w / "study.toml"), str(w / "landing"), str(w / "warehouse")))
+        lines.append(f"{csv.stat().st_size / 1e6:10.0f} {n_rows:12,} {m.peak_rss_mb:12.0f}")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--events", type=int, default=500_000)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--work", type=Path, default=Path("bench/out/ingest"))
+    ap.add_argument("--memory-mb", type=int, nargs="*", default=[],
+                    help="also measure peak RSS for single CSV files of these sizes (e.g. 50 200 2000)")
     args = ap.parse_args(argv)
     print(run(args.work, args.events, args.repeat))
+    if args.memory_mb:
+        print(memory(args.work, args.memory_mb))
 
 
 if __name__ == "__main__":

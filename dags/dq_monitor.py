@@ -1,0 +1,76 @@
+"""
+# dq_monitor
+
+Daily, 05:30 UTC: computes data quality per site and flags the sites that
+have sent nothing for `silent_site_days` (study.toml, default 7) or whose
+rejection rate jumped.
+
+| task | calls |
+|---|---|
+| `check_sites` | `pipeline.report.dq.dq_monitor(paths, study, now=<end of the run's interval>)` |
+| `flag_sites` | fails, without retrying, when a site is flagged; its log names the sites |
+
+A flagged site turns the day's run red: that is the signal for the data
+manager (and for Airflow's failure notifications, where configured). The run
+is green again once the site delivers or its rejections fall back.
+
+**Retries are safe.** The check reads only the batch ledger (Parquet files
+written once, atomically) and stores nothing; `now` is the end of the run's
+data interval, so a re-run of an old day gives that day's answer. As it never
+opens `trial.duckdb`, it needs no slot of the pool `trialpipe_writer`.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from airflow.sdk import dag, task
+
+DEFAULT_ARGS: dict[str, Any] = {
+    "owner": "trialpipe",
+    "retries": 3,
+    "retry_delay": timedelta(minutes=2),
+    "retry_exponential_backoff": True,
+    "execution_timeout": timedelta(hours=1),
+}
+
+
+@dag(
+    dag_id="dq_monitor",
+    schedule="30 5 * * *",
+    start_date=datetime(2025, 1, 1, tzinfo=UTC),
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    tags=["trialpipe", "data-quality"],
+    doc_md=__doc__,
+)
+def dq_monitor() -> None:
+    @task
+    def check_sites(data_interval_end: datetime | None = None) -> dict[str, Any]:
+        """Data quality per site; the silent sites and the sites whose rejection rate jumped."""
+        from pipeline.config import load_study, paths_from_env
+        from pipeline.report.dq import dq_monitor as run_dq_monitor
+
+        paths = paths_from_env()
+        status = run_dq_monitor(paths, load_study(paths.study), now=data_interval_end)
+        print(status.describe())
+        return {
+            "silent_sites": [s.site_id for s in status.silent_sites],
+            "rejection_jumps": [j.site_id for j in status.rejection_jumps],
+            "description": status.describe(),
+        }
+
+    @task
+    def flag_sites(status: dict[str, Any]) -> None:
+        """Fail the run (no retry) when a site needs the data manager's attention."""
+        from airflow.sdk.exceptions import AirflowFailException
+
+        if status["silent_sites"] or status["rejection_jumps"]:
+            raise AirflowFailException(status["description"])
+
+    flag_sites(check_sites())  # type: ignore[arg-type]  # an XComArg, resolved at run time
+
+
+dq_monitor()

@@ -1,0 +1,76 @@
+"""
+# outcome_report
+
+Weekly, Monday 06:00 UTC: writes the outcome report (HTML with plots) and the
+data-quality report for the study team, and the per-site query lists that
+site coordinators act on (every rejected row: file, line, event_id, rule,
+message).
+
+| task | calls |
+|---|---|
+| `write_outcome_report` | `pipeline.report.api.write_reports(paths, study)` |
+| `write_query_lists` | `pipeline.ingest.queries.write_query_lists(paths, study)` |
+
+The report reads the derived tables that `derive_outcomes` keeps current.
+
+**Retries are safe.** Both tasks overwrite their own files and store no events
+or alerts.
+
+**One writer.** Both tasks open `trial.duckdb`, which DuckDB locks against every
+other process while one writes, so they run in the pool `trialpipe_writer`
+(1 slot).
+
+Output: `<warehouse>/reports/` and `<warehouse>/queries/<site>/`.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from airflow.sdk import dag, task
+
+WRITER_POOL = "trialpipe_writer"
+DEFAULT_ARGS: dict[str, Any] = {
+    "owner": "trialpipe",
+    "retries": 3,
+    "retry_delay": timedelta(minutes=2),
+    "retry_exponential_backoff": True,
+    "execution_timeout": timedelta(hours=2),
+}
+
+
+@dag(
+    dag_id="outcome_report",
+    schedule="0 6 * * 1",
+    start_date=datetime(2025, 1, 1, tzinfo=UTC),
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    tags=["trialpipe", "report"],
+    doc_md=__doc__,
+)
+def outcome_report() -> None:
+    @task(pool=WRITER_POOL)
+    def write_outcome_report() -> list[str]:
+        """Outcome report and data-quality report for the study team."""
+        from pipeline.config import load_study, paths_from_env
+        from pipeline.report.api import write_reports
+
+        paths = paths_from_env()
+        return [str(p) for p in write_reports(paths, load_study(paths.study))]
+
+    @task(pool=WRITER_POOL)
+    def write_query_lists() -> list[str]:
+        """One query list per site: every rejected row, with the rule it broke."""
+        from pipeline.config import load_study, paths_from_env
+        from pipeline.ingest.queries import write_query_lists as write_lists
+
+        paths = paths_from_env()
+        return [str(p) for p in write_lists(paths, load_study(paths.study))]
+
+    write_outcome_report()
+    write_query_lists()
+
+
+outcome_report()

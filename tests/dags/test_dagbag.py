@@ -1,0 +1,86 @@
+"""The DAG files parse, and every DAG carries its tags, docs, retries and writer pool (issue 5)."""
+
+from __future__ import annotations
+
+import ast
+import json
+from typing import Any
+
+import pytest
+
+from tests.dags.conftest import DAGS, DEPLOY
+
+DAG_IDS = {"ingest_sites", "derive_outcomes", "outcome_report", "dq_monitor"}
+WRITER_POOL = "trialpipe_writer"
+# Tasks that open trial.duckdb (DuckDB: one process at a time while one writes) share the 1-slot pool.
+WRITERS = {
+    ("ingest_sites", "ingest_site"),
+    ("derive_outcomes", "derive_tables"),
+    ("outcome_report", "write_outcome_report"),
+    ("outcome_report", "write_query_lists"),
+}
+
+
+@pytest.fixture(scope="module")
+def dagbag() -> Any:
+    from airflow.dag_processing.dagbag import DagBag
+
+    pools = set(json.loads((DEPLOY / "pools.json").read_text()))
+    return DagBag(dag_folder=str(DAGS), known_pools={"default_pool", *pools})
+
+
+def test_dag_files_import_without_errors(dagbag: Any) -> None:
+    assert dagbag.import_errors == {}
+    assert set(dagbag.dag_ids) == DAG_IDS
+
+
+def test_every_dag_has_tags_and_docs(dagbag: Any) -> None:
+    for dag in dagbag.dags.values():
+        assert "trialpipe" in dag.tags, dag.dag_id
+        assert dag.doc_md and dag.doc_md.strip().startswith(f"# {dag.dag_id}"), dag.dag_id
+
+
+def test_every_task_retries_at_least_twice(dagbag: Any) -> None:
+    for dag in dagbag.dags.values():
+        for task in dag.tasks:
+            assert task.retries >= 2, f"{dag.dag_id}.{task.task_id}"
+
+
+def test_tasks_that_open_the_warehouse_share_the_one_slot_writer_pool(dagbag: Any) -> None:
+    in_pool = {(dag.dag_id, t.task_id) for dag in dagbag.dags.values() for t in dag.tasks if t.pool == WRITER_POOL}
+    assert in_pool == WRITERS
+    assert json.loads((DEPLOY / "pools.json").read_text())[WRITER_POOL]["slots"] == 1
+
+
+def test_ingest_maps_one_task_per_site_and_announces_the_event_log(dagbag: Any) -> None:
+    from airflow.sdk.definitions.mappedoperator import MappedOperator
+
+    dag = dagbag.dags["ingest_sites"]
+    assert isinstance(dag.get_task("ingest_site"), MappedOperator)
+    assert dag.get_task("ingest_site").upstream_task_ids == {"find_sites"}
+    assert dag.get_task("announce_event_log").upstream_task_ids == {"ingest_site"}
+    (event_log,) = dag.get_task("announce_event_log").outlets
+    assert event_log.name == "trialpipe_event_log"
+    derive = dagbag.dags["derive_outcomes"]
+    assert list(derive.timetable.asset_condition.objects) == [event_log]
+
+
+@pytest.mark.parametrize(("dag_id", "cron"), [
+    ("ingest_sites", "*/5 * * * *"),
+    ("outcome_report", "0 6 * * 1"),
+    ("dq_monitor", "30 5 * * *"),
+])
+def test_schedules(dagbag: Any, dag_id: str, cron: str) -> None:
+    dag = dagbag.dags[dag_id]
+    assert dag.schedule == cron
+    assert dag.catchup is False
+    assert dag.max_active_runs == 1
+
+
+def test_dag_files_import_the_pipeline_only_inside_tasks() -> None:
+    """DAG files are parsed every 30 s: only Airflow and the standard library at the top level (STYLE: DAGs)."""
+    for path in sorted(DAGS.glob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        modules = {node.module or "" for node in tree.body if isinstance(node, ast.ImportFrom)}
+        modules |= {alias.name for node in tree.body if isinstance(node, ast.Import) for alias in node.names}
+        assert all(m.split(".")[0] in {"__future__", "datetime", "typing", "airflow"} for m in modules), path.name
