@@ -1,13 +1,13 @@
 # One entry point for every routine. Each target bootstraps the environment from uv.lock.
 SHELL := /bin/bash
-UV ?= $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
+UV ?= $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 RUN := $(UV) run --frozen
 DEMO_DIR ?= demo
 
 .PHONY: setup demo test test-fast test-scheduler lint bench suites airflow clean
 
 setup:
-	@command -v uv >/dev/null 2>&1 || test -x "$(HOME)/.local/bin/uv" || python3 -m pip install --user --quiet uv
+	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
 	$(UV) sync --frozen --compile-bytecode
 
 demo: setup
@@ -16,7 +16,7 @@ demo: setup
 	@echo "demo written to $(DEMO_DIR)/ (open $(DEMO_DIR)/warehouse/reports/outcome_report.html)"
 
 test: setup
-	$(RUN) pytest
+	$(RUN) pytest -n 2
 
 test-fast: setup
 	$(RUN) pytest -m "not slow and not scheduler"
