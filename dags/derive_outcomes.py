@@ -25,27 +25,19 @@ On success it emits the Asset `trialpipe_derived_tables`.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import timedelta
 
-from airflow.sdk import Asset, dag, task
+from airflow.sdk import dag, task
 
-EVENT_LOG = Asset(name="trialpipe_event_log", uri="x-trialpipe://warehouse/events")
-DERIVED_TABLES = Asset(name="trialpipe_derived_tables", uri="x-trialpipe://warehouse/trial.duckdb")
-WRITER_POOL = "trialpipe_writer"
-DEFAULT_ARGS: dict[str, Any] = {
-    "owner": "trialpipe",
-    "retries": 3,
-    "retry_delay": timedelta(minutes=1),
-    "retry_exponential_backoff": True,
-    "execution_timeout": timedelta(hours=2),
-}
+from pipeline.dag_defaults import DERIVED_TABLES, EVENT_LOG, START_DATE, WRITER_POOL, default_args
+
+DEFAULT_ARGS = default_args(timedelta(minutes=1), timedelta(hours=2))
 
 
 @dag(
     dag_id="derive_outcomes",
     schedule=[EVENT_LOG],
-    start_date=datetime(2025, 1, 1, tzinfo=UTC),
+    start_date=START_DATE,
     catchup=False,
     max_active_runs=1,
     default_args=DEFAULT_ARGS,

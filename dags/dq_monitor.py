@@ -22,24 +22,20 @@ opens `trial.duckdb`, it needs no slot of the pool `trialpipe_writer`.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from airflow.sdk import dag, task
 
-DEFAULT_ARGS: dict[str, Any] = {
-    "owner": "trialpipe",
-    "retries": 3,
-    "retry_delay": timedelta(minutes=2),
-    "retry_exponential_backoff": True,
-    "execution_timeout": timedelta(hours=1),
-}
+from pipeline.dag_defaults import START_DATE, default_args
+
+DEFAULT_ARGS = default_args(timedelta(minutes=2), timedelta(hours=1))
 
 
 @dag(
     dag_id="dq_monitor",
     schedule="30 5 * * *",
-    start_date=datetime(2025, 1, 1, tzinfo=UTC),
+    start_date=START_DATE,
     catchup=False,
     max_active_runs=1,
     default_args=DEFAULT_ARGS,

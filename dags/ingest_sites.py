@@ -35,26 +35,20 @@ Paths come from `TRIALPIPE_STUDY`, `TRIALPIPE_LANDING`, `TRIALPIPE_WAREHOUSE`.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
-from airflow.sdk import Asset, Param, dag, task
+from airflow.sdk import Param, dag, task
 
-EVENT_LOG = Asset(name="trialpipe_event_log", uri="x-trialpipe://warehouse/events")
-WRITER_POOL = "trialpipe_writer"
-DEFAULT_ARGS: dict[str, Any] = {
-    "owner": "trialpipe",
-    "retries": 3,
-    "retry_delay": timedelta(minutes=1),
-    "retry_exponential_backoff": True,
-    "execution_timeout": timedelta(hours=2),
-}
+from pipeline.dag_defaults import EVENT_LOG, START_DATE, WRITER_POOL, default_args
+
+DEFAULT_ARGS = default_args(timedelta(minutes=1), timedelta(hours=2))
 
 
 @dag(
     dag_id="ingest_sites",
     schedule="*/5 * * * *",
-    start_date=datetime(2025, 1, 1, tzinfo=UTC),
+    start_date=START_DATE,
     catchup=False,
     max_active_runs=1,
     default_args=DEFAULT_ARGS,

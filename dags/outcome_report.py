@@ -25,25 +25,19 @@ Output: `<warehouse>/reports/` and `<warehouse>/queries/<site>/`.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import timedelta
 
 from airflow.sdk import dag, task
 
-WRITER_POOL = "trialpipe_writer"
-DEFAULT_ARGS: dict[str, Any] = {
-    "owner": "trialpipe",
-    "retries": 3,
-    "retry_delay": timedelta(minutes=2),
-    "retry_exponential_backoff": True,
-    "execution_timeout": timedelta(hours=2),
-}
+from pipeline.dag_defaults import START_DATE, WRITER_POOL, default_args
+
+DEFAULT_ARGS = default_args(timedelta(minutes=2), timedelta(hours=2))
 
 
 @dag(
     dag_id="outcome_report",
     schedule="0 6 * * 1",
-    start_date=datetime(2025, 1, 1, tzinfo=UTC),
+    start_date=START_DATE,
     catchup=False,
     max_active_runs=1,
     default_args=DEFAULT_ARGS,
