@@ -7,6 +7,7 @@ index column tells exactly which records broke which expectation.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -176,13 +177,29 @@ def _trim(result: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+def _key(r: dict[str, Any]) -> str:
+    cfg = r.get("expectation_config") or {}
+    kwargs = {k: v for k, v in (cfg.get("kwargs") or {}).items() if k != "batch_id"}
+    return json.dumps([cfg.get("type"), kwargs, cfg.get("meta")], sort_keys=True, default=str)
+
+
 def merge_results(parts: list[dict[str, Any]]) -> dict[str, Any]:
-    """One validation result for a file validated in several chunks (counts summed)."""
+    """One validation result for rows validated in several runs (counts summed per expectation).
+
+    Runs may differ in which expectations they ran (vacuous ones are skipped), so
+    results are matched by expectation, not by position.
+    """
     if len(parts) == 1:
         return parts[0]
     merged = parts[0]
+    by_key = {_key(r): r for r in merged["results"]}
     for part in parts[1:]:
-        for mine, theirs in zip(merged["results"], part["results"], strict=True):
+        for theirs in part["results"]:
+            mine = by_key.get(_key(theirs))
+            if mine is None:
+                by_key[_key(theirs)] = theirs
+                merged["results"].append(theirs)
+                continue
             mine["success"] = bool(mine["success"] and theirs["success"])
             a, b = mine.get("result") or {}, theirs.get("result") or {}
             for key in ("element_count", "unexpected_count", "missing_count"):
@@ -196,6 +213,7 @@ def merge_results(parts: list[dict[str, Any]]) -> dict[str, Any]:
         merged["success"] = bool(merged["success"] and part["success"])
     stats = merged.setdefault("statistics", {})
     ok = sum(1 for r in merged["results"] if r["success"])
-    stats.update(successful_expectations=ok, unsuccessful_expectations=len(merged["results"]) - ok,
+    stats.update(evaluated_expectations=len(merged["results"]), successful_expectations=ok,
+                 unsuccessful_expectations=len(merged["results"]) - ok,
                  success_percent=100.0 * ok / max(1, len(merged["results"])))
     return merged

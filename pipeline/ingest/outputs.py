@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -15,9 +16,9 @@ from pipeline.config import Paths
 from pipeline.ingest.stage import StagedFile
 from pipeline.read_sql import sql_literal as lit
 from pipeline.rules import names
-from pipeline.schema import EVENT_SCHEMA, FIELDS, SCHEMA_VERSION
+from pipeline.schema import FIELDS, SCHEMA_VERSION
 from pipeline.store.alerts import new_alerts_table
-from pipeline.store.commit import Batch, safe_component
+from pipeline.store.commit import Batch, data_files, safe_component
 from pipeline.store.warehouse import QUARANTINE_SCHEMA
 
 WARNINGS = names("warning")
@@ -53,15 +54,28 @@ def _file_rows(staged: StagedFile, status: str) -> str:
             f"LEFT JOIN verdicts v ON v.seq = r.seq WHERE r.file_idx = {staged.file_idx} AND s.status = '{status}'")
 
 
-def events_table(con: duckdb.DuckDBPyConnection, staged: StagedFile, batch_id: str, at: datetime) -> pa.Table:
+def events_sql(staged: StagedFile, batch_id: str, at: datetime) -> str:
+    """The accepted events of one file in the stored layout (pipeline.schema.EVENT_SCHEMA)."""
     cols = ", ".join(f.name for f in FIELDS)
-    return con.sql(f"""
+    return f"""
         SELECT {cols}, {lit(batch_id)} AS batch_id, {lit(staged.file.relpath)} AS source_file,
-               {lit(staged.sha256)} AS source_sha256, _row AS source_row,
+               {lit(staged.sha256)} AS source_sha256, _row::BIGINT AS source_row,
                {lit(at.isoformat())}::TIMESTAMPTZ AS ingested_at, content_hash,
                coalesce(warns, []::VARCHAR[]) AS warnings, {SCHEMA_VERSION}::INTEGER AS schema_version
         FROM ({_file_rows(staged, 'accepted')}) ORDER BY source_row
-    """).to_arrow_table().cast(EVENT_SCHEMA)
+    """
+
+
+def write_events_file(con: duckdb.DuckDBPyConnection, staged: StagedFile, batch_id: str, at: datetime,
+                      tmp: Path) -> int:
+    """Stream the accepted events into a Parquet file (never the whole file in memory); returns the count."""
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    con.execute(f"COPY ({events_sql(staged, batch_id, at)}) TO {lit(str(tmp))} "
+                "(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880)")
+    with open(tmp, "rb+") as fh:
+        os.fsync(fh.fileno())
+    n = con.execute(f"SELECT count(*) FROM read_parquet({lit(str(tmp))})").fetchone()
+    return int(n[0]) if n else 0
 
 
 def _redact(raw: str | None) -> str | None:
@@ -157,7 +171,11 @@ def build_batch(paths: Paths, con: duckdb.DuckDBPyConnection | None, staged: Sta
     counts = {"received": staged.received, "accepted": 0, "rejected": 0, "duplicates": 0, "warnings": 0}
     rule_counts: dict[str, int] = {}
     if status == "ingested" and con is not None:
-        batch.events = events_table(con, staged, batch_id, at)
+        tmp = data_files(paths, batch)["events"].with_name(f".{batch_id}.parquet.tmp")
+        if write_events_file(con, staged, batch_id, at, tmp):
+            batch.events_file = tmp
+        else:
+            tmp.unlink()
         batch.quarantine = quarantine_table(con, staged, batch_id, at)
         alerts = new_alerts_table(signal_rows(con, staged), already_alerted, "ingest", batch_id, at)
         already_alerted.update(zip(alerts.column("event_id").to_pylist(), alerts.column("flag").to_pylist(),

@@ -11,6 +11,7 @@ removes the leftovers of uncommitted batches (never a committed file).
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +22,7 @@ import pyarrow.parquet as pq
 
 from pipeline.config import Paths
 from pipeline.store.crash import crashpoint
-from pipeline.store.files import atomic_write_bytes, atomic_write_parquet
+from pipeline.store.files import atomic_write_bytes, atomic_write_parquet, fsync_dir
 from pipeline.store.warehouse import BATCH_SCHEMA
 
 SAFE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -38,6 +39,7 @@ class Batch:
     site_folder: str
     ledger: dict[str, Any]
     events: pa.Table | None = None
+    events_file: Path | None = None  # accepted events already streamed to a temp file beside their final place
     quarantine: pa.Table | None = None
     alerts: pa.Table | None = None
     validations: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -56,6 +58,10 @@ def commit(paths: Paths, batch: Batch) -> None:
     """Write the batch; it becomes visible when its ledger record lands (last)."""
     targets = data_files(paths, batch)
     crashpoint("commit_start")
+    if batch.events_file is not None:
+        os.replace(batch.events_file, targets["events"])
+        fsync_dir(targets["events"].parent)
+        crashpoint("after_events")
     for kind in ("events", "quarantine", "alerts"):
         table = getattr(batch, kind)
         if table is not None and table.num_rows:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.ingest.helpers import Deployment, enrollment, symptom
+from tests.ingest.helpers import Deployment, enrollment, event, symptom
 
 
 def _snapshot(root: Path) -> dict[str, str]:
@@ -96,3 +96,20 @@ def test_symlinks_in_the_landing_zone_are_never_followed(dep: Deployment, tmp_pa
     (dep.paths.landing / "NL01" / "link.csv").symlink_to(secret)
     (dep.paths.landing / "NL02").symlink_to(tmp_path)
     assert dep.ingest().batches == []
+
+
+def test_a_file_validated_in_several_chunks_keeps_every_verdict(dep: Deployment,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Regression (benchmark): chunks that ran different expectations must still merge into one result."""
+    import pipeline.ingest.read as read
+    import pipeline.ingest.stage as stage
+
+    monkeypatch.setattr(read, "CHUNK_ROWS", 2)
+    monkeypatch.setattr(stage, "CHUNK_ROWS", 2)
+    rows = [enrollment("E1"), symptom("E2"), symptom("E3", comment="x" * 501),
+            event("E4", "treatment", modality="nsaid"), symptom("E5", leg_pain_nrs=11)]
+    dep.deliver("NL01", "a.csv", rows)
+    (b,) = dep.ingest().batches
+    assert (b["accepted"], b["rejected"]) == (3, 2)
+    assert dep.q("SELECT event_id, rules FROM quarantine ORDER BY event_id") == [
+        ("E3", ["comment_too_long"]), ("E5", ["out_of_range"])]
