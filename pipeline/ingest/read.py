@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 
 from pipeline.schema import ALL_COLUMNS, FIELD_BY_NAME, REQUIRED_ENVELOPE
 
-CHUNK_ROWS = 200_000
+CHUNK_ROWS = 50_000
 MALFORMED = "_malformed"  # text column: why the record could not be read (row-level bad_type)
 
 
