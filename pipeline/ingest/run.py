@@ -68,7 +68,7 @@ def _ingest_folder(paths: Paths, study: Study, folder: str, files: list[tuple[La
                    summary: IngestSummary, progress: bool) -> None:
     work = paths.staging_dir / f"{summary.run_id}-{safe_component(folder)}"
     work.mkdir(parents=True, exist_ok=True)
-    con = scratch(work / "scratch.duckdb", memory_limit="512MB")  # with pandas/GX, RSS stays < 1.5 GB
+    con = scratch(work / "scratch.duckdb", memory_limit="256MB")  # spills beyond; bounds RSS for huge files
     try:
         staged: list[StagedFile] = []
         seen_ok: set[str] = set()
