@@ -77,9 +77,6 @@ class Paths:
     landing: Path = Path("landing")
     warehouse: Path = Path("warehouse")
 
-    def resolved(self) -> Paths:
-        return Paths(self.study.resolve(), self.landing.resolve(), self.warehouse.resolve())
-
     @property
     def events_dir(self) -> Path:
         """Append-only accepted events: events/site=<id>/<batch_id>.parquet."""

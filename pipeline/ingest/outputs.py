@@ -18,7 +18,8 @@ from pipeline.read_sql import sql_literal as lit
 from pipeline.rules import names
 from pipeline.schema import FIELDS, SCHEMA_VERSION
 from pipeline.store.alerts import new_alerts_table
-from pipeline.store.commit import Batch, data_files, safe_component
+from pipeline.store.commit import Batch, data_files
+from pipeline.store.files import fsync_file
 from pipeline.store.warehouse import QUARANTINE_SCHEMA
 
 WARNINGS = names("warning")
@@ -72,8 +73,7 @@ def write_events_file(con: duckdb.DuckDBPyConnection, staged: StagedFile, batch_
     tmp.parent.mkdir(parents=True, exist_ok=True)
     con.execute(f"COPY ({events_sql(staged, batch_id, at)}) TO {lit(str(tmp))} "
                 "(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880)")
-    with open(tmp, "rb+") as fh:
-        os.fsync(fh.fileno())
+    fsync_file(tmp)
     n = con.execute(f"SELECT count(*) FROM read_parquet({lit(str(tmp))})").fetchone()
     return int(n[0]) if n else 0
 
@@ -211,5 +211,3 @@ def build_batch(paths: Paths, con: duckdb.DuckDBPyConnection | None, staged: Sta
     }
     return batch
 
-
-__all__ = ["build_batch", "safe_component", "summarise_findings"]

@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from pipeline.schema import ALL_COLUMNS, FIELD_BY_NAME, REQUIRED_ENVELOPE
+from pipeline.schema import FIELD_BY_NAME, REQUIRED_ENVELOPE
 
 CHUNK_ROWS = 50_000
 MALFORMED = "_malformed"  # text column: why the record could not be read (row-level bad_type)
@@ -81,7 +81,7 @@ def _with_raw(table: pa.Table, first_row: int) -> pa.Table:
     return table.append_column("_row", rows).append_column("_raw", raw)
 
 
-def _rechunk(batches: Iterator[pa.RecordBatch], schema_cols: list[str]) -> Iterator[pa.Table]:
+def _rechunk(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.Table]:
     pending: list[pa.RecordBatch] = []
     n = 0
     for b in batches:
@@ -119,7 +119,7 @@ def read_csv(path: Path, fmt: str, shape: FileShape) -> Iterator[pa.Table]:
             ),
         )
         row = 1
-        for table in _rechunk(iter(reader), columns):
+        for table in _rechunk(iter(reader)):
             yield _with_raw(table, row)
             row += table.num_rows
     except (pa.ArrowInvalid, OSError, EOFError, zlib.error) as exc:
@@ -227,4 +227,4 @@ def read_file(path: Path, fmt: str, shape: FileShape) -> Iterator[pa.Table]:
     raise FileRejected("unreadable", "unknown format: deliver .csv, .csv.gz, .jsonl, .jsonl.gz or .parquet")
 
 
-__all__ = ["ALL_COLUMNS", "CHUNK_ROWS", "FileRejected", "FileShape", "read_file"]
+__all__ = ["CHUNK_ROWS", "FileRejected", "FileShape", "read_file"]

@@ -6,7 +6,6 @@ staged in parallel; only the decision and commit that follow are serialised.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -35,7 +34,6 @@ class StagedFile:
     rejected: FileRejected | None = None
     unknown_columns: list[str] = field(default_factory=list)
     received: int = 0
-    seconds: float = 0.0
 
 
 def scratch(path: Path | None, memory_limit: str = "1GB") -> duckdb.DuckDBPyConnection:
@@ -93,7 +91,6 @@ class Stager:
 
     def add(self, f: LandingFile, sha: str, file_idx: int) -> StagedFile:
         """Read and type one file into `rows`; a file-level failure leaves nothing of it staged."""
-        t0 = time.perf_counter()
         staged = StagedFile(f, sha, file_idx, file_format(f.path.name))
         staged.rejected = file_level_rejection(f, self.study)
         if staged.rejected or staged.fmt is None:
@@ -122,7 +119,6 @@ class Stager:
             staged.received = 0
             return staged
         staged.unknown_columns = shape.unknown_columns
-        staged.seconds = time.perf_counter() - t0
         return staged
 
     def flush(self) -> None:

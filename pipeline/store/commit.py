@@ -38,7 +38,6 @@ class Batch:
     batch_id: str
     site_folder: str
     ledger: dict[str, Any]
-    events: pa.Table | None = None
     events_file: Path | None = None  # accepted events already streamed to a temp file beside their final place
     quarantine: pa.Table | None = None
     alerts: pa.Table | None = None
@@ -62,7 +61,7 @@ def commit(paths: Paths, batch: Batch) -> None:
         os.replace(batch.events_file, targets["events"])
         fsync_dir(targets["events"].parent)
         crashpoint("after_events")
-    for kind in ("events", "quarantine", "alerts"):
+    for kind in ("quarantine", "alerts"):
         table = getattr(batch, kind)
         if table is not None and table.num_rows:
             atomic_write_parquet(table, targets[kind])

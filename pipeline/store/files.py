@@ -31,12 +31,16 @@ def atomic_write_bytes(data: bytes, final: Path) -> None:
     fsync_dir(final.parent)
 
 
+def fsync_file(path: Path) -> None:
+    with open(path, "rb+") as fh:
+        os.fsync(fh.fileno())
+
+
 def write_parquet_durably(table: pa.Table, path: Path) -> None:
     """Write a Parquet file and fsync it (the caller decides when it becomes visible)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(table, path, compression="zstd")
-    with open(path, "rb+") as fh:
-        os.fsync(fh.fileno())
+    fsync_file(path)
 
 
 def atomic_write_parquet(table: pa.Table, final: Path) -> None:

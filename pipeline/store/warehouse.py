@@ -13,6 +13,7 @@ import pyarrow as pa
 from filelock import FileLock
 
 from pipeline.config import Paths
+from pipeline.read_sql import sql_literal
 from pipeline.schema import EVENT_SCHEMA
 
 MEMORY_LIMIT = os.environ.get("TRIALPIPE_MEMORY_LIMIT", "1GB")
@@ -82,9 +83,6 @@ def writer_lock(paths: Paths, timeout: float = -1) -> Iterator[None]:
         yield
 
 
-def _sql_str(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
 
 def _duck_type(t: pa.DataType) -> str:
     if pa.types.is_list(t):
@@ -109,7 +107,7 @@ def _read(root: Path, name: str) -> str:
         return empty_select(schema)
     cols = ", ".join(f.name for f in schema)
     return (
-        f"SELECT {cols} FROM read_parquet({_sql_str(str(root / pattern))}, "
+        f"SELECT {cols} FROM read_parquet({sql_literal(str(root / pattern))}, "
         "union_by_name = true, hive_partitioning = false)"
     )
 
@@ -135,14 +133,14 @@ def events_sql(paths: Paths, as_of: datetime | None = None) -> str:
     base = dataset_sql(paths, "events")
     if as_of is None:
         return base
-    return f"SELECT * FROM ({base}) WHERE ingested_at <= {_sql_str(as_of.isoformat())}::TIMESTAMPTZ"
+    return f"SELECT * FROM ({base}) WHERE ingested_at <= {sql_literal(as_of.isoformat())}::TIMESTAMPTZ"
 
 
 def configure(con: duckdb.DuckDBPyConnection, paths: Paths) -> None:
     tmp = paths.warehouse / ".duckdb_tmp"
     tmp.mkdir(parents=True, exist_ok=True)
-    con.execute(f"SET memory_limit = {_sql_str(MEMORY_LIMIT)}")
-    con.execute(f"SET temp_directory = {_sql_str(str(tmp))}")
+    con.execute(f"SET memory_limit = {sql_literal(MEMORY_LIMIT)}")
+    con.execute(f"SET temp_directory = {sql_literal(str(tmp))}")
     con.execute("SET preserve_insertion_order = false")
     con.execute("SET TimeZone = 'UTC'")
 
