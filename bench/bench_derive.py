@@ -68,17 +68,20 @@ def simulate(n_events: int, n_sites: int, seed: int) -> tuple[pa.Table, Study]:
     pain = np.clip(np.round(expected + rng.normal(0, 0.8, n)), 0, 10)
     occurred = enrolled[patient] + day * DAY_US + rng.integers(0, 12, n) * 3_600_000_000
     extent = np.clip(np.round(expected * 0.6 + rng.normal(0, 0.3, n)), 0, 6).astype(int)
-    paresth = np.clip(np.round(expected / 4 + rng.normal(0, 0.2, n)), 0, 2).astype(int)
+    # paresthesia recovers monotonically (no day-to-day noise): noise made it reappear and spread
+    # distally between diaries, i.e. a PARESTHESIA_SPREAD red flag in about half of the patients
+    paresth = np.clip(np.round(expected / 4), 0, 2).astype(int)
+    paresth_extent = np.clip(np.round(expected * 0.6) + 1, 0, 6).astype(int)
     gpe = np.clip(np.round(1 + pain * 0.6 + rng.normal(0, 0.6, n)), 1, 7)
     diaries = {
         "event_type": np.full(n, "symptom_report"), "patient": patient, "occurred": occurred,
         "leg_pain_nrs": pain, "back_pain_nrs": np.clip(pain - 1 + rng.integers(0, 3, n), 0, 10),
         "pain_extent": np.array(EXTENT_LEVELS)[extent],
         "paresthesia": np.array(["none", "tingling", "numbness"])[paresth],
-        "paresthesia_extent": np.where(paresth > 0, np.array(EXTENT_LEVELS)[np.clip(extent + 1, 0, 6)], None),
+        "paresthesia_extent": np.where(paresth > 0, np.array(EXTENT_LEVELS)[paresth_extent], None),
         "walking_tolerance_min": np.clip(np.round(120 - pain * 10 + rng.normal(0, 10, n)), 0, 720),
         "global_recovery": gpe,
-        "bilateral_symptoms": rng.random(n) < 2e-4,
+        "bilateral_symptoms": rng.random(n) < 2e-5,  # red flags are rare: ~0.5 % of patients each
         "bladder_dysfunction": rng.random(n) < 2e-5,
     }
 
@@ -87,10 +90,12 @@ def simulate(n_events: int, n_sites: int, seed: int) -> tuple[pa.Table, Study]:
     a_day = (np.arange(a_patient.size) - np.repeat(np.cumsum(follow_up // 28 + 1) - (follow_up // 28 + 1),
                                                    follow_up // 28 + 1)) * 28 - 1
     m = a_patient.size
+    weak = rng.random(n_patients) < 0.005
     assessments = {
         "event_type": np.full(m, "assessment"), "patient": a_patient,
         "occurred": enrolled[a_patient] + a_day * DAY_US + 3_600_000_000,
-        "dorsiflexion_mrc": np.clip(5 - (rng.random(m) < 0.03) * rng.integers(1, 4, m), 0, 5),
+        # a rare progressive motor deficit (0.5 % of patients) instead of random 1-3 grade drops
+        "dorsiflexion_mrc": np.where(weak[a_patient] & (a_day >= 28), 3, 5),
         "plantarflexion_mrc": np.full(m, 5), "slr_angle_deg": rng.integers(30, 91, m),
         "calf_raise_count": rng.integers(0, 30, m), "odi_score": rng.integers(0, 60, m),
     }
