@@ -7,7 +7,8 @@ with events as (
     select
         batch_id,
         site_id,
-        strftime(ingested_at, '%G-W%V') as iso_week,
+        -- the Monday (UTC) of the ISO week: formatted once per group below, not once per event
+        date_trunc('week', ingested_at) as week_start,
         list_contains(warnings, 'late_entry') as late_entry,
         -- recording lag; corrections and retractions are later edits, not late entries (DTS §5)
         case when event_type not in ('correction', 'retraction')
@@ -20,7 +21,7 @@ final as (
     select
         case when grouping(batch_id) = 1 then 'site_week' else 'batch' end as grouping,
         site_id,
-        iso_week,
+        strftime(week_start, '%G-W%V') as iso_week,
         batch_id,
         count(*) filter (where late_entry) as late_entries,
         quantile_cont(lag_hours, 0.5) as lag_p50_hours,
@@ -28,7 +29,7 @@ final as (
         -- every warning raised on an accepted event (rare: kept as a list)
         flatten(list(warnings) filter (where warnings is not null)) as warnings
     from events
-    group by grouping sets ((site_id, iso_week), (batch_id))
+    group by grouping sets ((site_id, week_start), (batch_id))
 )
 
 select * from final
