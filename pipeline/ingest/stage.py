@@ -86,7 +86,7 @@ class Stager:
         self.con, self.checker, self.study, self.now = con, checker, study, now
         self.pending: list[tuple[int, pd.DataFrame]] = []
         self.pending_rows = 0
-        self.results: dict[str, list[dict[str, Any]]] = {}
+        self.results: dict[str, dict[str, Any]] = {}  # suite -> results merged so far (memory stays flat)
         self.site: str | None = None
 
     def add(self, f: LandingFile, sha: str, file_idx: int) -> StagedFile:
@@ -136,12 +136,13 @@ class Stager:
             self.con.execute("INSERT INTO findings SELECT seq, rule, message FROM found_chunk")
             self.con.unregister("found_chunk")
         for suite, result in verdict.results.items():
-            self.results.setdefault(suite, []).append(result)
+            so_far = self.results.get(suite)
+            self.results[suite] = result if so_far is None else merge_results([so_far, result])
 
     def validations(self) -> dict[str, dict[str, Any]]:
         """One GX validation result per suite for everything staged (counts summed over runs)."""
         self.flush()
-        return {suite: merge_results(parts) for suite, parts in self.results.items()}
+        return dict(self.results)
 
 
 def unstage(con: duckdb.DuckDBPyConnection, file_idx: int) -> None:
