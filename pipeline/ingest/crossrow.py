@@ -181,18 +181,23 @@ def _target_rules(con: duckdb.DuckDBPyConnection, payload_checker: PayloadChecke
 def warnings(con: duckdb.DuckDBPyConnection) -> None:
     """pain_jump and after_withdrawal for the accepted rows of this run."""
     accepted = "SELECT r.* FROM rows r JOIN status s ON s.seq = r.seq AND s.status = 'accepted'"
+    # a report's candidates occurred in the 24 h before it, so on its UTC day or the day before: joining on
+    # (patient, day) keeps the join linear (a plain patient join pairs every two diaries of a patient)
+    day = "floor(epoch_us(occurred_at) / 86400000000.0)::BIGINT"
     _add(con, f"""
         WITH sr AS (
-            SELECT seq, site_id, patient_id, occurred_at, leg_pain_nrs FROM acc
+            SELECT seq, site_id, patient_id, occurred_at, leg_pain_nrs, {day} AS day FROM acc
             WHERE event_type = 'symptom_report' AND leg_pain_nrs IS NOT NULL
         ), cur AS (
-            SELECT * FROM ({accepted}) WHERE event_type = 'symptom_report' AND leg_pain_nrs IS NOT NULL
+            SELECT seq, site_id, patient_id, occurred_at, leg_pain_nrs, unnest([{day}, {day} - 1]) AS day
+            FROM ({accepted}) WHERE event_type = 'symptom_report' AND leg_pain_nrs IS NOT NULL
         ), latest AS (
-            SELECT c.seq, c.leg_pain_nrs AS now_pain, arg_max(s.leg_pain_nrs, (s.occurred_at, s.seq)) AS prev_pain
-            FROM cur c JOIN sr s ON s.site_id = c.site_id AND s.patient_id = c.patient_id
+            SELECT c.seq, any_value(c.leg_pain_nrs) AS now_pain,
+                   arg_max(s.leg_pain_nrs, (s.occurred_at, s.seq)) AS prev_pain
+            FROM cur c JOIN sr s ON s.site_id = c.site_id AND s.patient_id = c.patient_id AND s.day = c.day
              AND s.seq < c.seq AND s.occurred_at < c.occurred_at
              AND s.occurred_at >= c.occurred_at - INTERVAL 24 HOUR
-            GROUP BY c.seq, c.leg_pain_nrs
+            GROUP BY c.seq
         )
         SELECT seq, 'pain_jump', 'leg pain ' || now_pain || ' vs ' || prev_pain || ' within 24 h'
         FROM latest WHERE abs(now_pain - prev_pain) >= 6

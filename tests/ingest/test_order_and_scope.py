@@ -93,3 +93,15 @@ def test_pain_jump_looks_only_at_earlier_reports_within_24_hours(dep: Deployment
     dep.ingest()
     warned = dict(dep.q("SELECT event_id, warnings FROM events WHERE len(warnings) > 0"))
     assert warned == {"S3": ["pain_jump"]}
+
+
+def test_pain_jump_sees_reports_across_midnight_and_exactly_24_hours_before(dep: Deployment) -> None:
+    dep.deliver("NL01", "a.csv", [
+        enrollment("E1"),
+        symptom("S1", occurred="2026-01-05T23:00:00Z", leg_pain_nrs=1),
+        symptom("S2", occurred="2026-01-06T01:00:00+00:00", leg_pain_nrs=8),  # next UTC day, 2 h later: jump
+        symptom("S3", occurred="2026-01-07T01:00:00Z", leg_pain_nrs=1),  # exactly 24 h after S2: jump
+    ])
+    dep.ingest()
+    warned = dict(dep.q("SELECT event_id, warnings FROM events WHERE len(warnings) > 0"))
+    assert warned == {"S2": ["pain_jump"], "S3": ["pain_jump"]}
