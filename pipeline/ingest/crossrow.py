@@ -60,6 +60,9 @@ def setup(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("CREATE OR REPLACE TEMP TABLE status (seq BIGINT, status VARCHAR)")
 
 
+PAIN_JUMP_ROWS = 1_000_000  # rows of the accepted log per pain_jump partition
+
+
 def _add(con: duckdb.DuckDBPyConnection, select_sql: str) -> None:
     con.execute(f"INSERT INTO findings (seq, rule, message) {select_sql}")
 
@@ -182,26 +185,31 @@ def warnings(con: duckdb.DuckDBPyConnection) -> None:
     """pain_jump and after_withdrawal for the accepted rows of this run."""
     accepted = "SELECT r.* FROM rows r JOIN status s ON s.seq = r.seq AND s.status = 'accepted'"
     # a report's candidates occurred in the 24 h before it, so on its UTC day or the day before: joining on
-    # (patient, day) keeps the join linear (a plain patient join pairs every two diaries of a patient)
+    # (patient, day) keeps the join linear (a plain patient join pairs every two diaries of a patient); patients
+    # are taken in hash partitions of about PAIN_JUMP_ROWS rows so that the join fits the scratch memory limit
     day = "floor(epoch_us(occurred_at) / 86400000000.0)::BIGINT"
-    _add(con, f"""
-        WITH sr AS (
-            SELECT seq, site_id, patient_id, occurred_at, leg_pain_nrs, {day} AS day FROM acc
-            WHERE event_type = 'symptom_report' AND leg_pain_nrs IS NOT NULL
-        ), cur AS (
-            SELECT seq, site_id, patient_id, occurred_at, leg_pain_nrs, unnest([{day}, {day} - 1]) AS day
-            FROM ({accepted}) WHERE event_type = 'symptom_report' AND leg_pain_nrs IS NOT NULL
-        ), latest AS (
-            SELECT c.seq, any_value(c.leg_pain_nrs) AS now_pain,
-                   arg_max(s.leg_pain_nrs, (s.occurred_at, s.seq)) AS prev_pain
-            FROM cur c JOIN sr s ON s.site_id = c.site_id AND s.patient_id = c.patient_id AND s.day = c.day
-             AND s.seq < c.seq AND s.occurred_at < c.occurred_at
-             AND s.occurred_at >= c.occurred_at - INTERVAL 24 HOUR
-            GROUP BY c.seq
-        )
-        SELECT seq, 'pain_jump', 'leg pain ' || now_pain || ' vs ' || prev_pain || ' within 24 h'
-        FROM latest WHERE abs(now_pain - prev_pain) >= 6
-    """)
+    ((n_rows,),) = con.execute("SELECT count(*) FROM acc").fetchall()
+    parts = max(1, -(-int(n_rows) // PAIN_JUMP_ROWS))
+    for part in range(parts):
+        mine = f"hash(site_id, patient_id) % {parts} = {part}"
+        _add(con, f"""
+            WITH sr AS (
+                SELECT seq, site_id, patient_id, occurred_at, leg_pain_nrs, {day} AS day FROM acc
+                WHERE event_type = 'symptom_report' AND leg_pain_nrs IS NOT NULL AND {mine}
+            ), cur AS (
+                SELECT seq, site_id, patient_id, occurred_at, leg_pain_nrs, unnest([{day}, {day} - 1]) AS day
+                FROM ({accepted}) WHERE event_type = 'symptom_report' AND leg_pain_nrs IS NOT NULL AND {mine}
+            ), latest AS (
+                SELECT c.seq, any_value(c.leg_pain_nrs) AS now_pain,
+                       arg_max(s.leg_pain_nrs, (s.occurred_at, s.seq)) AS prev_pain
+                FROM cur c JOIN sr s ON s.site_id = c.site_id AND s.patient_id = c.patient_id AND s.day = c.day
+                 AND s.seq < c.seq AND s.occurred_at < c.occurred_at
+                 AND s.occurred_at >= c.occurred_at - INTERVAL 24 HOUR
+                GROUP BY c.seq
+            )
+            SELECT seq, 'pain_jump', 'leg pain ' || now_pain || ' vs ' || prev_pain || ' within 24 h'
+            FROM latest WHERE abs(now_pain - prev_pain) >= 6
+        """)
     _add(con, f"""
         SELECT DISTINCT r.seq, 'after_withdrawal', 'occurred after the patient''s withdrawal'
         FROM ({accepted}) r JOIN acc w ON w.event_type = 'withdrawal' AND w.site_id = r.site_id

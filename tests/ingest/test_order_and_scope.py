@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
+
+from pipeline.ingest import crossrow
 from tests.ingest.helpers import Deployment, enrollment, event, symptom
 
 
@@ -95,7 +98,11 @@ def test_pain_jump_looks_only_at_earlier_reports_within_24_hours(dep: Deployment
     assert warned == {"S3": ["pain_jump"]}
 
 
-def test_pain_jump_sees_reports_across_midnight_and_exactly_24_hours_before(dep: Deployment) -> None:
+@pytest.mark.parametrize("partition_rows", [1_000_000, 2])
+def test_pain_jump_sees_reports_across_midnight_and_exactly_24_hours_before(
+        dep: Deployment, partition_rows: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Also when patients are checked in many hash partitions (large deliveries)."""
+    monkeypatch.setattr(crossrow, "PAIN_JUMP_ROWS", partition_rows)
     dep.deliver("NL01", "a.csv", [
         enrollment("E1"),
         symptom("S1", occurred="2026-01-05T23:00:00Z", leg_pain_nrs=1),
@@ -103,5 +110,9 @@ def test_pain_jump_sees_reports_across_midnight_and_exactly_24_hours_before(dep:
         symptom("S3", occurred="2026-01-07T01:00:00Z", leg_pain_nrs=1),  # exactly 24 h after S2: jump
     ])
     dep.ingest()
+    dep.deliver("NL01", "b.csv", [enrollment("E2", patient="P2"),
+                                  symptom("T1", patient="P2", occurred="2026-01-05T09:00:00Z", leg_pain_nrs=9),
+                                  symptom("T2", patient="P2", occurred="2026-01-05T10:00:00Z", leg_pain_nrs=2)])
+    dep.ingest()
     warned = dict(dep.q("SELECT event_id, warnings FROM events WHERE len(warnings) > 0"))
-    assert warned == {"S2": ["pain_jump"], "S3": ["pain_jump"]}
+    assert warned == {"S2": ["pain_jump"], "S3": ["pain_jump"], "T2": ["pain_jump"]}
