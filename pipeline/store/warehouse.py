@@ -84,20 +84,21 @@ def writer_lock(paths: Paths, timeout: float = -1) -> Iterator[None]:
 
 
 
-def _duck_type(t: pa.DataType) -> str:
+def duck_type(t: pa.DataType) -> str:
+    """The DuckDB type of an Arrow type of the stored schemas."""
     if pa.types.is_list(t):
-        return _duck_type(t.value_type) + "[]"
+        return duck_type(t.value_type) + "[]"
     if pa.types.is_timestamp(t):
         return "TIMESTAMPTZ"
     if pa.types.is_map(t):
-        return f"MAP({_duck_type(t.key_type)}, {_duck_type(t.item_type)})"
+        return f"MAP({duck_type(t.key_type)}, {duck_type(t.item_type)})"
     return {
         pa.string(): "VARCHAR", pa.int32(): "INTEGER", pa.int64(): "BIGINT", pa.bool_(): "BOOLEAN",
     }[t]
 
 
 def empty_select(schema: pa.Schema) -> str:
-    cols = ", ".join(f"CAST(NULL AS {_duck_type(f.type)}) AS {f.name}" for f in schema)
+    cols = ", ".join(f"CAST(NULL AS {duck_type(f.type)}) AS {f.name}" for f in schema)
     return f"SELECT {cols} WHERE false"
 
 

@@ -15,22 +15,18 @@ from __future__ import annotations
 from pathlib import Path
 
 import duckdb
-import pyarrow as pa
 import pytest
 
 from pipeline.config import load_study
 from pipeline.derive.build import FLAGS, Sources, build_tables
 from pipeline.schema import EVENT_SCHEMA
 from pipeline.simulate import SimulationOptions, simulate_study
+from pipeline.store.warehouse import duck_type
 
 OPTIONS = SimulationOptions(n_patients=3000, faults=False, formats=("parquet",), files_per_site=1)
 #: The clean data of the default `trialpipe demo` (faults draw from their own stream: same clean events).
 DEMO = SimulationOptions(faults=False, formats=("parquet",), files_per_site=1)
 DERIVED_ONLY = ("BILATERAL", "MOTOR", "PARESTHESIA_SPREAD")
-
-_SQL_TYPE = {pa.string(): "varchar", pa.int32(): "integer", pa.int64(): "bigint", pa.bool_(): "boolean",
-             pa.timestamp("us", tz="UTC"): "timestamptz"}
-
 
 def derive_simulated(root: Path, options: SimulationOptions) -> duckdb.DuckDBPyConnection:
     """Simulate a study of Parquet deliveries under `root` and derive every SAP table from it in memory."""
@@ -44,8 +40,7 @@ def derive_simulated(root: Path, options: SimulationOptions) -> duckdb.DuckDBPyC
     columns = []
     for f in EVENT_SCHEMA:
         value = f.name if f.name in sent else lineage.get(f.name, "null")
-        sql_type = "varchar[]" if f.name == "warnings" else _SQL_TYPE[f.type]
-        columns.append(f"cast({value} as {sql_type}) as {f.name}")
+        columns.append(f"cast({value} as {duck_type(f.type)}) as {f.name}")
     con.execute(f"create table events_log as select {', '.join(columns)} "
                 f"from read_parquet('{result.landing}/*/*.parquet', union_by_name = true)")
     build_tables(con, load_study(result.study_path), Sources(events="select * from events_log"))
