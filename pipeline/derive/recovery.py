@@ -67,7 +67,7 @@ def _summary(arm: str, patients: list[tuple[float, bool]], steps: list[KmStep], 
     }
     for week in REPORT_WEEKS:
         s = survival_at(steps, float(week))
-        row[f"recovered_w{week}"] = None if s is None else 1.0 - s
+        row[f"recovered_w{week}"] = None if s is None else float(1 - s)
     return row
 
 

@@ -11,6 +11,7 @@ import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 
 from scipy.stats import chi2, norm
 
@@ -49,43 +50,52 @@ class KmStep:
     at_risk: int  # just before the time
     events: int
     censored: int
-    survival: float  # the curve just after the time
+    exact: Fraction  # the curve just after the time: the product of (at_risk − events) / at_risk so far
+
+    @property
+    def survival(self) -> float:
+        return float(self.exact)
 
 
 def kaplan_meier(durations: Sequence[float], observed: Sequence[bool]) -> list[KmStep]:
-    """Kaplan–Meier estimate (lifelines) as one step per distinct event or censoring time."""
+    """Kaplan–Meier estimate as one step per distinct event or censoring time.
+
+    lifelines counts who is at risk, has the event and is censored at each time. The
+    curve is the product of those counts taken as exact fractions: lifelines' own curve
+    (exp of a sum of logs) can land a hair above 1/2 where the product is exactly 1/2,
+    and the SAP's median is "the smallest time where the curve is <= 0.5".
+    """
     if not durations:
         return []
     from lifelines import KaplanMeierFitter
 
-    kmf = KaplanMeierFitter().fit(list(durations), event_observed=[bool(e) for e in observed])
-    table = kmf.event_table
-    survival = kmf.survival_function_.iloc[:, 0]
+    table = KaplanMeierFitter().fit(list(durations), event_observed=[bool(e) for e in observed]).event_table
     steps = []
+    curve = Fraction(1)
     for time, row in table.iterrows():
         if int(row["removed"]) == 0:
             continue  # lifelines' origin row
-        steps.append(KmStep(
-            time=float(time), at_risk=int(row["at_risk"]), events=int(row["observed"]),
-            censored=int(row["censored"]), survival=float(survival.loc[time]),
-        ))
+        at_risk, events = int(row["at_risk"]), int(row["observed"])
+        curve *= Fraction(at_risk - events, at_risk)
+        steps.append(KmStep(time=float(time), at_risk=at_risk, events=events,
+                            censored=int(row["censored"]), exact=curve))
     return steps
 
 
 def median_time(steps: Sequence[KmStep]) -> float | None:
     """The smallest time at which the curve is <= 0.5 (None if it never gets there)."""
-    return next((s.time for s in steps if s.survival <= 0.5), None)
+    return next((s.time for s in steps if s.exact <= Fraction(1, 2)), None)
 
 
-def survival_at(steps: Sequence[KmStep], time: float) -> float | None:
-    """The curve at `time` (right-continuous, the step at `time` included); None beyond the last time."""
+def survival_at(steps: Sequence[KmStep], time: float) -> Fraction | None:
+    """The curve at `time`, exactly (right-continuous, the step at `time` included); None beyond the last time."""
     if not steps or time > steps[-1].time:
         return None
-    value = 1.0
+    value = Fraction(1)
     for s in steps:
         if s.time > time:
             break
-        value = s.survival
+        value = s.exact
     return value
 
 

@@ -114,3 +114,10 @@ def test_a_prevalent_red_flag_does_not_mark_a_week() -> None:
         report("r1", at(2), leg=5, bladder_dysfunction=True),  # not incident: not a red_flag week
     ])
     assert [(r["week"], r["status"]) for r in got] == [(0, "baseline"), (1, "unchanged")]
+
+
+def test_an_exact_30_percent_fall_of_a_weekly_mean_is_a_responder() -> None:
+    # week 1: mean (4 + 4 + 4 + 4 + 5) / 5 = 4.2 against a baseline of 6, exactly -30 %
+    diaries = [report(f"r{i}", at(1 + i), leg=leg) for i, leg in enumerate([4, 4, 4, 4, 5])]
+    got = weeks([enroll(), report("r0", at(0), leg=6), *diaries])
+    assert [(r["week"], r["responder"], r["status"]) for r in got] == [(0, False, "baseline"), (1, True, "improving")]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
 import pytest
 from scipy.stats import chi2
@@ -106,3 +107,11 @@ def test_logrank_matches_the_hand_computation() -> None:
 
 def test_logrank_needs_two_groups() -> None:
     assert stats.logrank_p([1.0, 2.0], ["a", "a"], [True, True]) is None
+
+
+def test_median_is_the_time_the_curve_reaches_exactly_one_half() -> None:
+    # six patients recover at weeks 1..6: after week 3 the curve is 3/6, exactly one half
+    steps = stats.kaplan_meier([1.0, 2.0, 3.0, 4.0, 5.0, 6.0], [True] * 6)
+    assert steps[2].survival == 0.5
+    assert stats.median_time(steps) == 3.0
+    assert stats.survival_at(steps, 2.0) == Fraction(2, 3)

@@ -41,7 +41,9 @@ centralization as (
             when extent > extent_baseline then 'peripheralized'
             when extent = extent_baseline then 'unchanged'
         end as centralization,
-        legpain_pct_change <= -30 as responder
+        -- a weekly mean such as 21/5 is a rounded double: an exact -30 % can come out as
+        -- -29.999999999999996; percentages of these small ratios differ by far more than 1e-9
+        round(legpain_pct_change, 9) <= -30 as responder
     from weekly
 ),
 
