@@ -15,7 +15,7 @@ runs never overlap (`max_active_runs=1`); each rebuilds from the whole log.
 
 **Retries are safe.** The derived tables are a projection of the append-only
 log: a rebuild replaces them whole, and derive-time alerts are kept one per
-(event_id, flag).
+(site, patient, event_id, flag).
 
 **One writer.** The task runs in the pool `trialpipe_writer` (1 slot) and
 derive writes under `writer_lock`.

@@ -18,7 +18,7 @@ listed in the task's log, as soon as `ingest_site` has finished, before any
 derivation.
 
 **Retries are safe.** A file is identified by the SHA-256 of its bytes and is
-ingested once, and alerts are kept one per (event_id, flag): a retried or
+ingested once, and alerts are kept one per (site, patient, event_id, flag): a retried or
 cleared `ingest_site` stores nothing twice.
 
 **One writer.** `ingest_site` runs in the pool `trialpipe_writer` (1 slot), and

@@ -3,7 +3,7 @@
 Motor decline (assessments), new bilateral symptoms and paresthesia spread
 (diaries) are not visible to the row checks of the ingest; every observation at
 which derivation finds one raises an alert with source = derive. The alert log
-keeps one alert per (event_id, flag), so a re-derivation never repeats one.
+keeps one alert per (site, patient, event_id, flag), so a re-derivation never repeats one.
 """
 
 from __future__ import annotations

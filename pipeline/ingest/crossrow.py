@@ -12,6 +12,8 @@ corrections and retractions. An enrollment accepted anywhere in the run counts
 for `patient_not_enrolled`, and a correction or retraction may target an
 event accepted anywhere in the run. Within a stage, "already accepted" means
 accepted in an earlier run, an earlier stage, or earlier in processing order.
+A row that breaks a rule is rejected, never a duplicate, even when its content
+equals an accepted event's (a row naming another site is a site_mismatch).
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ def setup(con: duckdb.DuckDBPyConnection) -> None:
         FROM prior p SEMI JOIN run_patients r ON r.site_id = p.site_id AND r.patient_id = p.patient_id
     """)
     con.execute("CREATE OR REPLACE TEMP TABLE status (seq BIGINT, status VARCHAR)")
+    _refresh_bad(con)  # the rows the suites rejected
 
 
 PAIN_JUMP_ROWS = 1_000_000  # rows of the accepted log per pain_jump partition
@@ -77,17 +80,21 @@ def decide_stage(con: duckdb.DuckDBPyConnection, types: tuple[str, ...],
     con.execute(f"""CREATE OR REPLACE TEMP TABLE st AS
                     SELECT seq, event_id, event_type, site_id, patient_id, content_hash, target_event_id
                     FROM rows WHERE event_type IN {_types(types)}""")
-    # 1. identical to an event accepted before this stage: a no-op duplicate
+    # 1. identical to an event accepted before this stage: a no-op duplicate, unless the row itself breaks a
+    #    rule (a row naming another site is a site_mismatch and a security event, not a duplicate); `bad` is
+    #    current here: setup() and the end of every stage refresh it
     con.execute("""CREATE OR REPLACE TEMP TABLE dup AS
                    SELECT st.seq FROM st
-                   SEMI JOIN acc a ON a.event_id = st.event_id AND a.content_hash = st.content_hash""")
+                   SEMI JOIN acc a ON a.event_id = st.event_id AND a.content_hash = st.content_hash
+                   ANTI JOIN bad ON bad.seq = st.seq""")
     con.execute("INSERT INTO status SELECT seq, 'duplicate' FROM dup")
     con.execute("CREATE OR REPLACE TEMP TABLE und AS SELECT * FROM st ANTI JOIN dup ON dup.seq = st.seq")
     # 2. the event_id is taken, with other content
     _add(con, """
         SELECT u.seq, 'event_id_conflict', 'event_id ' || u.event_id || ' is already accepted with different content'
         FROM und u SEMI JOIN acc a ON a.event_id = u.event_id
-    """)
+        ANTI JOIN acc same ON same.event_id = u.event_id AND same.content_hash = u.content_hash
+    """)  # a copy that is not a duplicate only because it breaks a rule has no *different* content
     # 3. rules that depend on other rows
     con.execute("""CREATE OR REPLACE TEMP TABLE enrolled AS
                    SELECT DISTINCT site_id, patient_id FROM acc WHERE event_type = 'enrollment'""")
@@ -95,6 +102,7 @@ def decide_stage(con: duckdb.DuckDBPyConnection, types: tuple[str, ...],
         _add(con, """
             SELECT u.seq, 'duplicate_enrollment', 'patient ' || u.patient_id || ' already has an accepted enrollment'
             FROM und u SEMI JOIN enrolled e ON e.site_id = u.site_id AND e.patient_id = u.patient_id
+            WHERE u.seq NOT IN (SELECT seq FROM findings WHERE rule = 'site_mismatch')
         """)
     else:
         _add(con, """
@@ -106,7 +114,8 @@ def decide_stage(con: duckdb.DuckDBPyConnection, types: tuple[str, ...],
         """)  # a row naming another site is rejected as site_mismatch; its claim is not looked up
     if types == AMEND:
         _target_rules(con, payload_checker)
-    # 4. within the stage, the first clean row of an event_id wins; later ones are duplicates or conflicts
+    # 4. within the stage, the first clean row of an event_id wins; later clean copies are duplicates, later
+    #    rows with other content conflicts (a copy that breaks a rule is rejected, as in 1.)
     _refresh_bad(con)
     con.execute("""
         CREATE OR REPLACE TEMP TABLE winners AS
@@ -116,6 +125,7 @@ def decide_stage(con: duckdb.DuckDBPyConnection, types: tuple[str, ...],
     con.execute("""
         INSERT INTO status SELECT u.seq, 'duplicate' FROM und u JOIN winners w
           ON u.event_id = w.event_id AND u.seq > w.seq AND u.content_hash = w.content_hash
+        ANTI JOIN bad ON bad.seq = u.seq
     """)
     _add(con, """
         SELECT u.seq, 'event_id_conflict', 'event_id ' || u.event_id || ' is already accepted with different content'

@@ -77,7 +77,9 @@ class Ledger:
 
     seen: dict[tuple[str, int, int], str]  # (relpath, size, mtime_ns) -> sha of a processed delivery
     seen_pairs: frozenset[tuple[str, str]]  # (relpath, sha256) already processed
-    ingested_shas: frozenset[str]  # bytes that were read (not rejected whole)
+    # (site folder, sha256) of bytes that were read (not rejected whole): the same bytes in another
+    # site's folder are read again, so rows naming the first site are rejected as site_mismatch
+    ingested: frozenset[tuple[str, str]]
 
 
 def read_ledger(paths: Paths) -> Ledger:
@@ -88,7 +90,7 @@ def read_ledger(paths: Paths) -> Ledger:
     return Ledger(
         seen=seen,
         seen_pairs=frozenset((r[0], r[1]) for r in rows),
-        ingested_shas=frozenset(r[1] for r in rows if r[2] == "ingested"),
+        ingested=frozenset((r[0].split("/", 1)[0], r[1]) for r in rows if r[2] == "ingested"),
     )
 
 

@@ -17,7 +17,7 @@ from pipeline.ingest.stage import StagedFile
 from pipeline.read_sql import sql_literal as lit
 from pipeline.rules import names
 from pipeline.schema import FIELDS, SCHEMA_VERSION
-from pipeline.store.alerts import new_alerts_table
+from pipeline.store.alerts import AlertKey, new_alerts_table
 from pipeline.store.commit import Batch, data_files
 from pipeline.store.files import fsync_file
 from pipeline.store.warehouse import QUARANTINE_SCHEMA
@@ -39,6 +39,7 @@ def _types_list(ts: tuple[str, ...]) -> str:
 
 
 def summarise_findings(con: duckdb.DuckDBPyConnection) -> None:
+    # a finding reported twice (a type check and its DuckDB-side twin, suites.py `_untyped_check`) is listed once
     rejecting, warning = _types_list(REJECTING), _types_list(WARNINGS)
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE verdicts AS
@@ -46,7 +47,7 @@ def summarise_findings(con: duckdb.DuckDBPyConnection) -> None:
                list(DISTINCT rule ORDER BY rule) FILTER (WHERE rule IN {rejecting}) AS rules,
                list(rule || ': ' || message ORDER BY rule, message) FILTER (WHERE rule IN {rejecting}) AS messages,
                list(DISTINCT rule ORDER BY rule) FILTER (WHERE rule IN {warning}) AS warns
-        FROM findings GROUP BY seq
+        FROM (SELECT DISTINCT seq, rule, message FROM findings) GROUP BY seq
     """)
 
 
@@ -131,16 +132,25 @@ def rejected_file_table(paths: Paths, staged: StagedFile, batch_id: str, at: dat
     return pa.Table.from_pylist([row], schema=QUARANTINE_SCHEMA)
 
 
+def _clean(expr: str) -> str:
+    """Lower case, without leading or trailing white space of any kind (line breaks, tabs, NBSP, ...)."""
+    return rf"lower(regexp_replace({expr}, '^[\s\v\pZ]+|[\s\v\pZ]+$', '', 'g'))"
+
+
 def _truthy(key: str) -> str:
-    return f"lower(trim(json_extract_string(r._raw, '$.{key}'))) IN ('true', '1', 'yes', 'y')"
+    """The record (read from the delivered text, valid or not) says yes for a key (docs §9.4)."""
+    value = f"json_extract_string(r._raw, {lit('$.' + key)})"
+    return f"{_clean(value)} IN ('true', '1', 'yes', 'y')"
 
 
 def signal_rows(con: duckdb.DuckDBPyConnection, staged: StagedFile) -> list[dict[str, Any]]:
     """Red-flag signals of accepted and rejected rows (a rejected row still alerts, unvalidated)."""
+    # event_type and flag are read leniently here (a rejected " red_flag\n" still alerts)
+    etype, flag_text = _clean("r.event_type"), _clean("r.flag")
     event_flag = " ".join(f"WHEN {lit(k)} THEN {lit(v)}" for k, v in RED_FLAG_EVENT_FLAGS.items())
-    parts = [f"""SELECT r.seq, CASE r.flag {event_flag} ELSE 'OTHER' END AS flag FROM rows r
-                 WHERE r.event_type = 'red_flag' OR (r.event_type = 'correction' AND r.flag IS NOT NULL)"""]
-    parts += [f"SELECT r.seq, {lit(flag)} FROM rows r WHERE r.event_type IN ('symptom_report', 'correction') "
+    parts = [f"""SELECT r.seq, CASE {flag_text} {event_flag} ELSE 'OTHER' END AS flag FROM rows r
+                 WHERE {etype} = 'red_flag' OR ({etype} = 'correction' AND r.flag IS NOT NULL)"""]
+    parts += [f"SELECT r.seq, {lit(flag)} FROM rows r WHERE {etype} IN ('symptom_report', 'correction') "
               f"AND {_truthy(key)}" for key, flag in SYMPTOM_FLAGS.items()]
     rows = con.execute(f"""
         WITH sig AS ({' UNION ALL '.join(parts)})
@@ -165,7 +175,7 @@ def signal_rows(con: duckdb.DuckDBPyConnection, staged: StagedFile) -> list[dict
 
 
 def build_batch(paths: Paths, con: duckdb.DuckDBPyConnection | None, staged: StagedFile, batch_id: str,
-                run_id: str, at: datetime, status: str, already_alerted: set[tuple[str, str]]) -> Batch:
+                run_id: str, at: datetime, status: str, already_alerted: set[AlertKey]) -> Batch:
     """status: ingested | rejected (whole file) | file_duplicate."""
     batch = Batch(batch_id, staged.file.site_folder, {})
     counts = {"received": staged.received, "accepted": 0, "rejected": 0, "duplicates": 0, "warnings": 0}
@@ -177,9 +187,7 @@ def build_batch(paths: Paths, con: duckdb.DuckDBPyConnection | None, staged: Sta
         else:
             tmp.unlink()
         batch.quarantine = quarantine_table(con, staged, batch_id, at)
-        alerts = new_alerts_table(signal_rows(con, staged), already_alerted, "ingest", batch_id, at)
-        already_alerted.update(zip(alerts.column("event_id").to_pylist(), alerts.column("flag").to_pylist(),
-                                   strict=True))
+        alerts = new_alerts_table(signal_rows(con, staged), already_alerted, "ingest", batch_id, at)  # adds keys
         batch.alerts = alerts
         for st, n in con.execute(f"SELECT s.status, count(*) FROM rows r JOIN status s ON s.seq = r.seq "
                                  f"WHERE r.file_idx = {staged.file_idx} GROUP BY ALL").fetchall():

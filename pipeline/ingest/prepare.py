@@ -1,8 +1,8 @@
 """Type a chunk of delivered text (DuckDB SQL), keeping the text beside the value.
 
 The output has, for every DTS field, the delivered text (`<field>`) and helper
-columns the Great Expectations suites check: `<int>__num`, `<ts>__offset`,
-`<ts>__epoch`, `_lag_days`, `_n_assessment`. `typed_sql` turns the same chunk
+columns the Great Expectations suites check: `<int>__num`, `<typed>__untyped`,
+`<ts>__offset`, `<ts>__epoch`, `_lag_days`, `_n_assessment`. `typed_sql` turns the same chunk
 into the stored layout (pipeline.schema.EVENT_SCHEMA) with a content hash.
 """
 
@@ -15,13 +15,33 @@ import pyarrow as pa
 from pipeline.read_sql import sql_literal as lit
 from pipeline.schema import ALL_COLUMNS, FIELDS, TYPE_FIELDS
 
-INT_RE = r"^[+-]?[0-9]+$"
-BOOL_RE = r"^(?i:true|false|1|0)$"
-ID_RE = r"^[A-Za-z0-9_-]{1,64}$"
-_DATE_TIME = r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?"
-OFFSET_TS_RE = rf"^{_DATE_TIME}(?:Z|z|[+-]\d{{2}}:?\d{{2}})$"
-NAIVE_TS_RE = r"^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?)?$"
-ANY_TS_RE = rf"(?:{OFFSET_TS_RE})|(?:{NAIVE_TS_RE})"
+# The DTS value patterns, written once and matched as a whole value by both engines. DuckDB (RE2) gets them
+# bare for regexp_full_match; Great Expectations applies a regex as a *search* (pandas str.contains), where `^…$`
+# would let "5\n" through (`$` matches before a final line break), so its forms are anchored with \A…\Z.
+# ASCII classes only: Python's \d and case folding also accept other digits and letters (e.g. "falſe").
+INT_PATTERN = r"[+-]?[0-9]+"
+BOOL_PATTERN = r"[Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee]|1|0"
+ID_PATTERN = r"[A-Za-z0-9_-]{1,64}"
+_DATE = r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
+_DATE_TIME = rf"{_DATE}[T ][0-9]{{2}}:[0-9]{{2}}(?::[0-9]{{2}}(?:\.[0-9]{{1,9}})?)?"
+OFFSET_TS_PATTERN = rf"{_DATE_TIME}(?:Z|z|[+-][0-9]{{2}}:?[0-9]{{2}})"
+NAIVE_TS_PATTERN = rf"{_DATE}(?:[T ][0-9]{{2}}:[0-9]{{2}}(?::[0-9]{{2}}(?:\.[0-9]{{1,9}})?)?)?"
+ANY_TS_PATTERN = rf"(?:{OFFSET_TS_PATTERN})|(?:{NAIVE_TS_PATTERN})"
+
+
+def whole(pattern: str) -> str:
+    """The Great Expectations (Python re, search) form of a pattern that must match the whole value."""
+    return rf"\A(?:{pattern})\Z"
+
+
+INT_RE = whole(INT_PATTERN)
+BOOL_RE = whole(BOOL_PATTERN)
+ID_RE = whole(ID_PATTERN)
+OFFSET_TS_RE = whole(OFFSET_TS_PATTERN)
+NAIVE_TS_RE = whole(NAIVE_TS_PATTERN)
+ANY_TS_RE = whole(ANY_TS_PATTERN)
+#: per typed kind, the pattern a delivered text must match to be read as that type (DuckDB form)
+TYPED_PATTERNS = {"int": INT_PATTERN, "bool": BOOL_PATTERN, "timestamp": ANY_TS_PATTERN}
 PHI_RES = (
     r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}",  # e-mail
     r"\+\d(?:[ -]?\d){7,14}",  # international phone: + and 8-15 digits, single spaces/dashes between
@@ -38,19 +58,30 @@ def _text_cols(present: set[str]) -> list[str]:
 
 
 def _ts(c: str) -> str:
-    return f"CASE WHEN regexp_full_match({c}, {lit(OFFSET_TS_RE)}) THEN TRY_CAST({c} AS TIMESTAMPTZ) END"
+    return f"CASE WHEN regexp_full_match({c}, {lit(OFFSET_TS_PATTERN)}) THEN TRY_CAST({c} AS TIMESTAMPTZ) END"
 
 
 def _int(c: str) -> str:
-    return f"CASE WHEN regexp_full_match({c}, {lit(INT_RE)}) THEN TRY_CAST({c} AS DOUBLE) END"
+    return f"CASE WHEN regexp_full_match({c}, {lit(INT_PATTERN)}) THEN TRY_CAST({c} AS DOUBLE) END"
+
+
+def _untyped(c: str, kind: str) -> str:
+    """`<field>__untyped`: the text when it is present but not of the field's type (else NULL).
+
+    The suites' regex checks already reject such a text; this DuckDB-side twin (same rule, field and
+    message) guarantees that a value typed as NULL can never be accepted if the two engines ever disagree.
+    """
+    return (f"CASE WHEN {c} IS NOT NULL AND NOT regexp_full_match({c}, {lit(TYPED_PATTERNS[kind])}) "
+            f"THEN {c} END AS {c}__untyped")
 
 
 def checks_sql(present: set[str]) -> str:
     """SELECT over `chunk` giving the frame the GX suites validate."""
     ints = [f.name for f in FIELDS if f.kind == "int"]
     helpers = [f"{_int(c)} AS {c}__num" for c in ints]
+    helpers += [_untyped(f.name, f.kind) for f in FIELDS if f.kind in TYPED_PATTERNS]
     for c in ("occurred_at", "recorded_at"):
-        helpers.append(f"coalesce(regexp_full_match({c}, {lit(OFFSET_TS_RE)}), false) AS {c}__offset")
+        helpers.append(f"coalesce(regexp_full_match({c}, {lit(OFFSET_TS_PATTERN)}), false) AS {c}__offset")
         helpers.append(f"epoch({_ts(c)}) AS {c}__epoch")
     helpers.append(f"(epoch({_ts('recorded_at')}) - epoch({_ts('occurred_at')})) / 86400.0 AS _lag_days")
     n_assess = " + ".join(f"({c} IS NOT NULL)::INTEGER" for c in TYPE_FIELDS["assessment"])

@@ -1,8 +1,12 @@
 """Query lists back to sites: every rejected row (and file) a site can act on.
 
 Written to `<warehouse>/queries/<site>/query_list.csv` and `.html` after each
-ingest. A query is open until an event with the same event_id is accepted (a
-corrected resubmission). Files rejected whole head the list.
+ingest. A rejected row's query is open until the same site delivers an event
+with the same event_id that is accepted after it (a corrected resubmission): in
+a later batch, or in the same file when the rejected row lost to it rather than
+conflicting with it. Another site's or an earlier event with that event_id never
+closes it, so a row rejected as `event_id_conflict` stays on the list. Files
+rejected whole head the list.
 """
 
 from __future__ import annotations
@@ -42,7 +46,10 @@ def open_queries(paths: Paths) -> dict[str, list[dict[str, Any]]]:
     sql = f"""
         SELECT q.site_id, q.source_file, q.source_row, q.event_id, q.messages, q.rules
         FROM ({dataset_sql(paths, 'quarantine')}) q
-        WHERE q.event_id IS NULL OR q.event_id NOT IN (SELECT event_id FROM ({dataset_sql(paths, 'events')}))
+        ANTI JOIN ({dataset_sql(paths, 'events')}) e
+          ON e.event_id = q.event_id AND e.site_id = q.site_id
+         AND (e.ingested_at > q.ingested_at
+              OR (e.batch_id = q.batch_id AND NOT list_contains(q.rules, 'event_id_conflict')))
         ORDER BY q.site_id, q.source_row IS NOT NULL, q.source_file, q.source_row
     """
     out: dict[str, list[dict[str, Any]]] = {}

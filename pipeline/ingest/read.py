@@ -5,6 +5,11 @@ missing key), so that typing and validation see exactly what was delivered and
 the quarantine can keep the original record. Each chunk carries `_row` (the
 record number: CSV data row after the header, JSONL line, Parquet record) and
 `_raw` (the original record as JSON text; for JSONL the line itself).
+
+A chunk holds only the DTS fields besides these internal columns: any other
+column a site sends, whatever its name (`_row` included), is an unknown column
+(kept in `_raw`, reported as `unknown_column`) and never reaches typing or
+validation, so it cannot collide with an internal name.
 """
 
 from __future__ import annotations
@@ -21,9 +26,11 @@ from typing import IO, Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from pipeline.read_sql import sql_literal as lit
 from pipeline.schema import FIELD_BY_NAME, REQUIRED_ENVELOPE
 
 CHUNK_ROWS = 50_000
@@ -71,14 +78,28 @@ def _decode_error(exc: Exception) -> FileRejected:
     return FileRejected("unreadable", f"the file cannot be read: {text.splitlines()[0][:200] if text else exc!r}")
 
 
-def _with_raw(table: pa.Table, first_row: int) -> pa.Table:
-    """Add _row and _raw (the record as JSON, built by DuckDB for speed)."""
+def _raw_json(table: pa.Table) -> pa.ChunkedArray:
+    """Every record as JSON text under the delivered column names (built by DuckDB for speed).
+
+    The columns are renamed to positions first and the names only appear as string literals, so no
+    column name (`chunk`, `_row`, an empty header cell, ...) can be mistaken for another identifier.
+    """
+    names = table.column_names
     con = duckdb.connect()
-    con.register("chunk", table)
-    raw = con.sql("SELECT to_json(chunk)::VARCHAR AS _raw FROM chunk").to_arrow_table().column(0)
+    con.execute("SET TimeZone = 'UTC'")
+    con.register("chunk", table.rename_columns([f"c{i}" for i in range(len(names))]))
+    pairs = ", ".join(f"{lit(n)}, c{i}" for i, n in enumerate(names))
+    raw = con.sql(f"SELECT json_object({pairs})::VARCHAR AS _raw FROM chunk").to_arrow_table().column(0)
     con.close()
-    rows = pa.array(range(first_row, first_row + table.num_rows), pa.int64())
-    return table.append_column("_row", rows).append_column("_raw", raw)
+    return raw
+
+
+def _with_raw(text: pa.Table, delivered: pa.Table, first_row: int) -> pa.Table:
+    """The DTS columns of `text` plus _row and _raw (the whole `delivered` record, unknown columns too)."""
+    raw = _raw_json(delivered)
+    known = [c for c in text.column_names if c in FIELD_BY_NAME]
+    rows = pa.array(range(first_row, first_row + text.num_rows), pa.int64())
+    return text.select(known).append_column("_row", rows).append_column("_raw", raw)
 
 
 def _rechunk(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.Table]:
@@ -121,7 +142,7 @@ def read_csv(path: Path, fmt: str, shape: FileShape) -> Iterator[pa.Table]:
         )
         row = 1
         for table in _rechunk(iter(reader)):
-            yield _with_raw(table, row)
+            yield _with_raw(table, table, row)
             row += table.num_rows
     except (pa.ArrowInvalid, OSError, EOFError, zlib.error) as exc:
         raise _decode_error(exc) from exc
@@ -133,10 +154,14 @@ def _json_text(value: Any, name: str) -> str | None:
         return None
     if isinstance(value, bool):
         return "true" if value else "false"
+    if FIELD_BY_NAME[name].kind == "bool":
+        # a boolean field must be a JSON boolean: "true" keeps its quotes and a number is marked as one,
+        # so that neither reads as a boolean (bad_type); the safety alert reads the line itself
+        if isinstance(value, int | float):
+            return f"{json.dumps(value)} (a JSON number)"
+        return json.dumps(value, ensure_ascii=False)
     if isinstance(value, str):
-        f = FIELD_BY_NAME.get(name)
-        # a boolean field must be a JSON boolean: keep the quotes so that "true" fails as bad_type
-        return json.dumps(value) if f is not None and f.kind == "bool" else value
+        return value
     if isinstance(value, int | float):
         return json.dumps(value)
     return json.dumps(value, ensure_ascii=False)
@@ -162,7 +187,8 @@ def read_jsonl(path: Path, fmt: str, shape: FileShape) -> Iterator[pa.Table]:
                     obj, rec[MALFORMED] = None, "line is not a JSON object"
                 for k, v in (obj or {}).items():
                     seen_keys.setdefault(k, None)
-                    rec[k] = _json_text(v, k)
+                    if k in FIELD_BY_NAME:  # any other key is an unknown column, kept in _raw only
+                        rec[k] = _json_text(v, k)
                 rows.append(rec)
                 if len(rows) >= CHUNK_ROWS:
                     yield _jsonl_table(rows)
@@ -190,13 +216,12 @@ def read_parquet(path: Path, shape: FileShape) -> Iterator[pa.Table]:
         pf = pq.ParquetFile(path)
         columns = list(pf.schema_arrow.names)
         _check_columns(columns, shape)
+        known = [c for c in columns if c in FIELD_BY_NAME]
         row = 1
         for batch in pf.iter_batches(batch_size=CHUNK_ROWS):
             table = pa.Table.from_batches([batch])
-            raw = _with_raw(table, row).column("_raw")
-            text = pa.table({c: _as_text(table.column(c)) for c in columns})
-            rows = pa.array(range(row, row + table.num_rows), pa.int64())
-            yield text.append_column("_row", rows).append_column("_raw", raw)
+            text = pa.table({c: _as_text(table.column(c)) for c in known})  # the envelope is there
+            yield _with_raw(text, table, row)
             row += table.num_rows
     except FileRejected:
         raise
@@ -205,15 +230,18 @@ def read_parquet(path: Path, shape: FileShape) -> Iterator[pa.Table]:
 
 
 def _as_text(col: pa.ChunkedArray) -> pa.ChunkedArray:
+    """A Parquet column as the text a CSV would hold for it."""
     t = col.type
     if pa.types.is_timestamp(t) and t.tz is not None:
-        # an instant: render with its offset so it parses as an instant
-        col = col.cast(pa.timestamp("us", tz="UTC"))
-        import pyarrow.compute as pc
-
-        return pc.strftime(col, format="%Y-%m-%dT%H:%M:%S.%f+00:00")
-    if pa.types.is_string(t) or pa.types.is_large_string(t):
-        return col.cast(pa.string())
+        # an instant: render it in UTC with `Z` so it parses as an instant (Arrow's %S includes the
+        # fraction of the column's unit, e.g. "09:00:00.123456"; the unit is kept, so nothing is rounded)
+        return pc.strftime(col.cast(pa.timestamp(t.unit, tz="UTC")), format="%Y-%m-%dT%H:%M:%SZ")
+    if pa.types.is_floating(t):
+        # Arrow writes 5.0 as "5": keep the decimal point, as the text a site would send (5.0 is not an integer)
+        text = col.cast(pa.string())
+        whole_number = pc.match_substring_regex(text, r"^-?[0-9]+$")
+        return pc.if_else(whole_number, pc.binary_join_element_wise(text, ".0", ""), text)
+    # naive timestamps become "2026-01-09 09:00:00" (no offset: naive_timestamp), booleans "true"/"false"
     return col.cast(pa.string())
 
 

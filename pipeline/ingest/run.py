@@ -74,7 +74,7 @@ def _ingest_folder(paths: Paths, study: Study, folder: str, files: list[tuple[La
         seen_ok: set[str] = set()
         stager = Stager(con, checker(), study)
         for idx, (f, sha) in enumerate(files):
-            if sha in ledger.ingested_shas or sha in seen_ok:
+            if (folder, sha) in ledger.ingested or sha in seen_ok:
                 staged.append(StagedFile(f, sha, idx, None))  # a file_duplicate: not read again
                 continue
             if progress:
@@ -98,7 +98,7 @@ def _status(s: StagedFile, fresh: Ledger, committed_now: set[str]) -> str | None
         return None  # another process took it meanwhile
     if s.rejected is not None:
         return "rejected"
-    if s.fmt is None or s.sha256 in fresh.ingested_shas or s.sha256 in committed_now:
+    if s.fmt is None or (s.file.site_folder, s.sha256) in fresh.ingested or s.sha256 in committed_now:
         return "file_duplicate"
     return "ingested"
 

@@ -32,6 +32,11 @@ def _exp(kind: str, rule: str, field: str, detail: str = "", condition: str | No
     return {"type": kind, "kwargs": kw, "meta": {"rule": rule, "field": field, "detail": detail}}
 
 
+def _untyped_check(rule: str, field: str, detail: str) -> Exp:
+    """The DuckDB-side twin of a type check (prepare.py `<field>__untyped`): same rule, field and message."""
+    return _exp("expect_column_values_to_be_null", rule, field, detail, column=f"{field}__untyped")
+
+
 def _in(types: tuple[str, ...] | list[str]) -> str:
     return "event_type in [" + ", ".join(json.dumps(t) for t in types) + "]"  # a pandas row condition
 
@@ -50,6 +55,7 @@ def envelope() -> list[Exp]:
                       column=c, regex=NAIVE_TS_RE))
         e.append(_exp("expect_column_values_to_match_regex", "bad_type", c, "not an ISO-8601 timestamp",
                       column=c, regex=ANY_TS_RE))
+        e.append(_untyped_check("bad_type", c, "not an ISO-8601 timestamp"))
         e.append(_exp("expect_column_values_to_not_be_null", "bad_type", c, "not a valid date and time",
                       condition=f"{c}__offset == True", column=f"{c}__epoch"))
     e.append(_exp("expect_column_pair_values_a_to_be_greater_than_b", "occurred_after_recorded", "occurred_at",
@@ -75,11 +81,13 @@ def payload_values() -> list[Exp]:
         if f.kind == "int":
             e.append(_exp("expect_column_values_to_match_regex", "bad_type", f.name, "not an integer",
                           column=f.name, regex=INT_RE))
+            e.append(_untyped_check("bad_type", f.name, "not an integer"))
             e.append(_exp("expect_column_values_to_be_between", "out_of_range", f.name, f"outside {f.low}–{f.high}",
                           column=f"{f.name}__num", min_value=f.low, max_value=f.high))
         elif f.kind == "bool":
             e.append(_exp("expect_column_values_to_match_regex", "bad_type", f.name, "not a boolean (true/false)",
                           column=f.name, regex=BOOL_RE))
+            e.append(_untyped_check("bad_type", f.name, "not a boolean (true/false)"))
         elif f.kind == "enum":
             value_set: Any = {"$PARAMETER": "arms"} if f.name == "arm" else list(f.choices)
             detail = "not one of the study's arms" if f.name == "arm" else "one of " + ", ".join(f.choices)
