@@ -19,7 +19,7 @@ import duckdb
 
 from pipeline.config import Paths, Study
 from pipeline.read_sql import load_sql, sql_literal
-from pipeline.store.warehouse import BATCH_SCHEMA, QUARANTINE_SCHEMA, dataset_sql, empty_select, events_sql
+from pipeline.store.warehouse import BATCH_SCHEMA, QUARANTINE_SCHEMA, dataset_sql, empty_select, snapshot_sql
 
 #: SAP §6: the seven red flags, then ANY (first occurrence of any of them)
 FLAGS = ("BLADDER", "BOWEL", "SADDLE", "BILATERAL", "MOTOR", "PARESTHESIA_SPREAD", "OTHER")
@@ -39,6 +39,11 @@ TABLE_KEYS: dict[str, tuple[str, ...]] = {
 }
 TABLES = tuple(TABLE_KEYS)
 
+#: SAP §3 parameters, the columns of weekly_values that the view trajectory unpivots
+PARAMS = ("LEGPAIN", "BACKPAIN", "EXTENT", "PARESTH", "WALK", "GPE", "ODI", "SLR", "DFMRC", "CALF")
+#: row counts read without computing a view: trajectory has a row per value present in weekly_values
+COUNTS = {"trajectory": "select " + " + ".join(f"count({p})" for p in PARAMS) + " from weekly_values"}
+
 
 @dataclass(frozen=True)
 class Sources:
@@ -50,11 +55,14 @@ class Sources:
 
     @classmethod
     def from_warehouse(cls, paths: Paths, as_of: datetime | None = None) -> Sources:
-        """The stored event log, ledger and quarantine with ingested_at <= as_of (all when None)."""
+        """The committed event log, ledger and quarantine with ingested_at <= as_of (all when None).
+
+        Listed once, when the derivation starts: events committed while it runs wait for the next one.
+        """
         return cls(
-            events=events_sql(paths, as_of),
+            events=_cut(snapshot_sql(paths, "events"), as_of),
             batches=_cut(dataset_sql(paths, "batches"), as_of),
-            quarantine=_cut(dataset_sql(paths, "quarantine"), as_of),
+            quarantine=_cut(snapshot_sql(paths, "quarantine"), as_of),
         )
 
 
@@ -66,12 +74,13 @@ def _cut(sql: str, as_of: datetime | None) -> str:
 
 @dataclass(frozen=True)
 class Step:
-    """Run sql/<name>.sql into a table (temporary when `temp`) called `target` (default: name)."""
+    """Run sql/<name>.sql into a table (temporary when `temp`, a view when `view`) called `target` (default: name)."""
 
     name: str
     temp: bool = False
     target: str = ""
     script: bool = False  # the file is run as it is (a macro definition, an update) instead of selected into a table
+    view: bool = False  # a stored view instead of a table (computed when read)
 
     @property
     def table(self) -> str:
@@ -96,8 +105,8 @@ STEPS: tuple[Step, ...] = (
     Step("effective_events", script=True),
     Step("patients", temp=True),
     Step("observations", temp=True),
-    Step("weekly_values", temp=True),
-    Step("trajectory"),
+    Step("weekly_values"),
+    Step("trajectory", view=True),
     Step("red_flag_events", temp=True),
     Step("red_flag_occurrences"),
     Step("patient_week"),
@@ -145,17 +154,41 @@ def build_tables(con: duckdb.DuckDBPyConnection, study: Study, sources: Sources)
     """
     _prepare(con, study, sources)
     for step in STEPS:
-        if step.script:
-            con.execute(sql_text(step.name))
-        else:
-            kind = "temp table" if step.temp else "table"
-            con.execute(f"create or replace {kind} {step.table} as {sql_text(step.name)}")
-        finisher = FINISHERS.get(step.name)
-        if finisher is not None:
-            finisher(con)
+        run_step(con, step)
     return {name: _count(con, name) for name in TABLES}
 
 
+def run_step(con: duckdb.DuckDBPyConnection, step: Step) -> None:
+    """Build one step's table or view (then its Python finisher, if it has one)."""
+    if step.script:
+        con.execute(sql_text(step.name))
+    elif step.temp:
+        con.execute(f"create or replace temp table {step.table} as {sql_text(step.name)}")
+    else:
+        kind = "view" if step.view else "table"
+        _drop_other_kind(con, step.table, kind)
+        con.execute(f"create or replace {kind} {step.table} as {sql_text(step.name)}")
+    finisher = FINISHERS.get(step.name)
+    if finisher is not None:
+        finisher(con)
+
+
+def _drop_other_kind(con: duckdb.DuckDBPyConnection, name: str, kind: str) -> None:
+    """Drop a stored table where a view of that name goes, or a view where a table goes.
+
+    A warehouse derived by an earlier version may hold either; CREATE OR REPLACE does not
+    replace one kind with the other.
+    """
+    other, catalog = ("table", "duckdb_tables()") if kind == "view" else ("view", "duckdb_views()")
+    found = con.execute(
+        f"select count(*) from {catalog} where database_name = current_database() "
+        f"and schema_name = 'main' and {other}_name = ? and not temporary",
+        [name],
+    ).fetchall()
+    if found[0][0]:
+        con.execute(f"drop {other} main.{name}")
+
+
 def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
-    ((count,),) = con.sql(f"select count(*) from {table}").fetchall()
+    ((count,),) = con.sql(COUNTS.get(table, f"select count(*) from {table}")).fetchall()
     return int(count)

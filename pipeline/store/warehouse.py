@@ -129,6 +129,26 @@ def dataset_sql(paths: Paths, name: str) -> str:
     return f"SELECT * FROM ({sql}) WHERE batch_id IN ({committed})"
 
 
+def snapshot_sql(paths: Paths, name: str) -> str:
+    """SQL for the committed files of a dataset (events or quarantine) as they are listed now.
+
+    The same rows as `dataset_sql`, found by file instead of by row: every data file is
+    named after its batch (`<dataset>/site=<site>/<batch_id>.parquet`), so keeping the
+    files whose batch is in the ledger spares the per-row ledger lookup, which costs a
+    third of a scan of the event log. Files that arrive later are not seen: a consistent
+    snapshot for one derivation; views that must follow the log use `dataset_sql`.
+    """
+    pattern, schema = DATASETS[name]
+    root = paths.warehouse.resolve()
+    committed = {p.stem for p in (root / "batches").glob("*.parquet")}
+    files = sorted(str(p) for p in root.glob(pattern) if p.stem in committed)
+    if not files:
+        return empty_select(schema)
+    cols = ", ".join(f.name for f in schema)
+    listed = ", ".join(sql_literal(f) for f in files)
+    return f"SELECT {cols} FROM read_parquet([{listed}], union_by_name = true, hive_partitioning = false)"
+
+
 def events_sql(paths: Paths, as_of: datetime | None = None) -> str:
     """The accepted events, as of an ingestion cutoff (inclusive) when given."""
     base = dataset_sql(paths, "events")

@@ -45,6 +45,7 @@ def test_derive_builds_every_table_in_trial_duckdb(paths: Paths) -> None:
     assert result.rows["trajectory"] == 8  # LEGPAIN, BACKPAIN, EXTENT, PARESTH × weeks 0 and 1
     assert result.describe().splitlines()[1:3] == ["  trajectory: 8 rows", "  patient_week: 2 rows"]
     assert [r["value"] for r in stored(paths, "trajectory") if r["param"] == "LEGPAIN"] == [8.0, 6.0]
+    assert len(stored(paths, "trajectory")) == 8  # the count read from weekly_values is the view's
 
 
 def test_derive_replaces_the_tables_when_the_log_grows(paths: Paths) -> None:
@@ -78,3 +79,23 @@ def test_derive_on_an_empty_warehouse(paths: Paths) -> None:
     assert result.rows["trajectory"] == 0
     assert result.rows["red_flag_incidence"] == 5 * 8  # every stratum and flag, all null
     assert result.rows["recovery_summary"] == 2
+
+
+def test_derive_reads_only_committed_batches(paths: Paths) -> None:
+    write_warehouse(paths.warehouse, first_batch() + second_batch())
+    (paths.warehouse / "batches" / "b2.parquet").unlink()  # b2's events are stored, its ledger record is not
+    derive(paths, STUDY)
+    legpain = sorted((r["week"], r["value"]) for r in stored(paths, "trajectory") if r["param"] == "LEGPAIN")
+    assert legpain == [(0, 8.0), (1, 6.0)]  # neither r2 nor the retraction of r1 took part
+
+
+def test_trajectory_is_a_view_any_client_can_read_also_over_an_older_table(paths: Paths) -> None:
+    paths.warehouse.mkdir(parents=True)
+    with duckdb.connect(str(paths.db_path)) as con:  # a warehouse derived when trajectory was a table
+        con.execute("create table trajectory as select 1 as stale")
+    write_warehouse(paths.warehouse, first_batch())
+    derive(paths, STUDY)
+    with duckdb.connect(str(paths.db_path), read_only=True) as con:
+        kinds = con.sql("select table_type from information_schema.tables where table_name = 'trajectory'").fetchall()
+        assert kinds == [("VIEW",)]
+        assert table_rows(con, "trajectory")[0].keys() >= {"site_id", "patient_id", "param", "baseline"}

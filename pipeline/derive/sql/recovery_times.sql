@@ -7,15 +7,17 @@ with reports as (
 ),
 
 recoveries as (
-    -- recovery: the first symptom_report at study day >= 1 with global_recovery <= 2
-    select patient_key, arg_min(occurred_at, seq) as recovered_at
+    -- recovery: the first symptom_report at study day >= 1 with global_recovery <= 2 (the first in
+    -- seq order has the earliest occurred_at: only its instant matters here)
+    select patient_key, min(occurred_at) as recovered_at
     from reports
     where study_day >= 1 and gpe <= 2
     group by patient_key
 ),
 
 latest_reports as (
-    select patient_key, arg_max(occurred_at, seq) as last_report_at, arg_max(study_day, seq) as last_report_day
+    -- the latest symptom_report's instant and study day (the day grows with the instant)
+    select patient_key, max(occurred_at) as last_report_at, max(study_day) as last_report_day
     from reports
     group by patient_key
 ),

@@ -1,5 +1,7 @@
 -- weekly_values (SAP §3): every parameter's weekly value, one wide row per patient-week.
--- grain: one row per patient × week with any symptom_report or assessment; keys: patient_key, week
+-- grain: one row per patient × week with any symptom_report or assessment; keys: site_id, patient_id, week
+-- A stored table: the view `trajectory` is its long form (patient_key is this derivation's
+-- integer alias of the patient, for the joins of the other steps; it changes between derivations).
 --
 --   param     source field              weekly value (w >= 1)   week 0 (baseline window)
 --   LEGPAIN   leg_pain_nrs              mean                    last
@@ -15,14 +17,14 @@
 --
 -- "last" = the greatest seq (latest occurred_at, then recorded_at, then event_id); null values
 -- do not count; a parameter without a value that week is null here (no trajectory row).
--- needs: observations
+-- needs: observations, patients
 with observed as (
     select *
     from observations
     where event_type in ('symptom_report', 'assessment')
 ),
 
-final as (
+weekly as (
     select
         patient_key,
         week,
@@ -44,6 +46,12 @@ final as (
         cast(arg_max(calf, seq) filter (where calf is not null) as double) as CALF
     from observed
     group by patient_key, week
+),
+
+final as (
+    select p.site_id, p.patient_id, p.arm, w.*
+    from weekly as w
+    join patients as p using (patient_key)
 )
 
 select * from final
