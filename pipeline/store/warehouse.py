@@ -17,6 +17,9 @@ from pipeline.read_sql import sql_literal
 from pipeline.schema import EVENT_SCHEMA
 
 MEMORY_LIMIT = os.environ.get("TRIALPIPE_MEMORY_LIMIT", "1GB")
+#: trial.duckdb is written in a storage format that DuckDB clients from 1.2 on can read (the
+#: newest format would shut out every client older than the DuckDB trialpipe runs on)
+STORAGE_COMPATIBILITY = "v1.2.0"
 
 QUARANTINE_SCHEMA = pa.schema([
     ("batch_id", pa.string()),
@@ -178,7 +181,7 @@ def connect(paths: Paths, read_only: bool = False) -> duckdb.DuckDBPyConnection:
         con = duckdb.connect(str(paths.db_path), read_only=True)
         configure(con, paths)
         return con
-    con = duckdb.connect(str(paths.db_path))
+    con = duckdb.connect(str(paths.db_path), config={"storage_compatibility_version": STORAGE_COMPATIBILITY})
     configure(con, paths)
     refresh_views(con, paths)
     return con

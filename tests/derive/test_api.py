@@ -99,3 +99,11 @@ def test_trajectory_is_a_view_any_client_can_read_also_over_an_older_table(paths
         kinds = con.sql("select table_type from information_schema.tables where table_name = 'trajectory'").fetchall()
         assert kinds == [("VIEW",)]
         assert table_rows(con, "trajectory")[0].keys() >= {"site_id", "patient_id", "param", "baseline"}
+
+
+def test_trial_duckdb_is_stored_in_a_format_duckdb_1_2_clients_read(paths: Paths) -> None:
+    write_warehouse(paths.warehouse, first_batch())
+    derive(paths, STUDY)
+    with duckdb.connect(str(paths.db_path), read_only=True) as con:
+        ((tags,),) = con.sql("select tags from duckdb_databases() where path is not null").fetchall()
+    assert tags["storage_version"] == "v1.2.0+"
