@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from functools import wraps
 from pathlib import Path
@@ -16,6 +17,56 @@ from pipeline.config import ConfigError, Paths, load_study
 
 class RunFailed(Exception):
     """The run itself could not complete (exit status non-zero, one-line reason)."""
+
+
+def one_line(text: str) -> str:
+    """The first non-empty line of a message (DuckDB's span several: the query, a caret, hints)."""
+    return next((line.strip() for line in text.splitlines() if line.strip()), text.strip())
+
+
+def _reason(exc: Exception) -> str | None:
+    """The one-line reason for an error that ends the run, None for a bug (which keeps its traceback)."""
+    if isinstance(exc, (ConfigError, RunFailed, OSError)):
+        return str(exc)
+    duckdb = sys.modules.get("duckdb")  # imported only by the commands: no DuckDB error without it
+    if duckdb is not None and isinstance(exc, duckdb.Error):
+        return one_line(str(exc))
+    return None
+
+
+class OneLineError(click.ClickException):
+    """A click error shown as one line `trialpipe: <message>` on stderr (no usage block, no hint)."""
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"trialpipe: {self.format_message()}", file=file, err=file is None)
+
+
+class OneLineUsageError(OneLineError):
+    exit_code = 2  # as click's UsageError
+
+
+@contextmanager
+def _one_line_errors() -> Iterator[None]:
+    try:
+        yield
+    except (click.exceptions.NoArgsIsHelpError, OneLineError):
+        raise  # bare `trialpipe` shows the help; an error already converted stays as it is
+    except click.ClickException as exc:
+        message = " ".join(line.strip() for line in exc.format_message().splitlines() if line.strip())
+        raise (OneLineUsageError if isinstance(exc, click.UsageError) else OneLineError)(message) from exc
+
+
+class TrialpipeGroup(click.Group):
+    """The command group, with usage errors (bad option values, missing arguments) as one stderr line."""
+
+    def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None,
+                     **extra: Any) -> click.Context:
+        with _one_line_errors():
+            return super().make_context(info_name, args, parent, **extra)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        with _one_line_errors():
+            return super().invoke(ctx)
 
 
 def _parse_as_of(_ctx: click.Context, _param: click.Parameter, value: str | None) -> datetime | None:
@@ -42,8 +93,11 @@ def common(fn: Callable[..., Any]) -> Callable[..., Any]:
         paths = Paths(study_path, landing, warehouse)
         try:
             return fn(paths=paths, **kw)
-        except (ConfigError, RunFailed, OSError) as exc:
-            click.echo(f"trialpipe: {exc}", err=True)
+        except Exception as exc:
+            reason = _reason(exc)
+            if reason is None:
+                raise
+            click.echo(f"trialpipe: {reason}", err=True)
             sys.exit(1)
 
     return wrapper
@@ -53,7 +107,7 @@ as_of_option = click.option("--as-of", "as_of", callback=_parse_as_of, default=N
                             help="Only events ingested at or before this instant (ISO-8601 with offset).")
 
 
-@click.group()
+@click.group(cls=TrialpipeGroup)
 @click.version_option(package_name="trialpipe")
 def main() -> None:
     """trialpipe: validated, append-only event log and derivations for a multi-site trial."""
@@ -153,7 +207,7 @@ def validate(paths: Paths, file: Path, site: str) -> None:
 @click.option("--format", "fmt", type=click.Choice(["csv", "parquet"]), required=True)
 @click.option("--out", type=click.Path(path_type=Path), required=True)
 def export(paths: Paths, as_of: datetime | None, fmt: str, out: Path) -> None:
-    """Write every derived table as <table>.csv or <table>.parquet."""
+    """Write every derived table, then events, quarantine and alerts, as <table>.csv or <table>.parquet."""
     from pipeline.derive.api import export as run_export
 
     for path in run_export(paths, load_study(paths.study), fmt=fmt, out=out, as_of=as_of):
@@ -170,10 +224,12 @@ def lock(paths: Paths, name: str, verify: bool) -> None:
 
     if verify:
         problems = verify_lock(paths, load_study(paths.study), name)
-        if problems:
+        if problems:  # the problems are the report (stdout); stderr gets the one-line reason
             for p in problems:
-                click.echo(p, err=True)
-            raise RunFailed(f"lock {name!r} does not verify ({len(problems)} problem(s))")
+                click.echo(p)
+            if len(problems) == 1:
+                raise RunFailed(f"lock {name!r} does not verify: {problems[0]}")
+            raise RunFailed(f"lock {name!r} does not verify ({len(problems)} problems, listed on stdout)")
         click.echo(f"lock {name!r} verified")
     else:
         click.echo(str(create_lock(paths, load_study(paths.study), name)))

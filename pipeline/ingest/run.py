@@ -16,7 +16,7 @@ import pandas as pd
 
 from pipeline.config import Paths, Study
 from pipeline.ingest import crossrow
-from pipeline.ingest.discover import LandingFile, Ledger, new_files, read_ledger, sha256_of
+from pipeline.ingest.discover import LandingFile, Ledger, identify, read_ledger, scan, sha256_of
 from pipeline.ingest.gx_validate import RowChecker
 from pipeline.ingest.outputs import build_batch, summarise_findings
 from pipeline.ingest.queries import format_query_list, query_rows_for_validation, write_query_lists
@@ -56,7 +56,9 @@ def ingest(paths: Paths, study: Study, sites: Sequence[str] | None = None, progr
     with writer_lock(paths):
         recover(paths)
     ledger = read_ledger(paths)
-    pending = [(f, sha) for f, sha in new_files(paths, ledger) if sites is None or f.site_folder in sites]
+    found = [(f, identify(f, ledger)) for f in scan(paths.landing) if sites is None or f.site_folder in sites]
+    pending = [(f, sha) for f, sha in found if (f.relpath, sha) not in ledger.seen_pairs]  # as discover.new_files
+    summary.skipped = len(found) - len(pending)
     for folder, group in groupby(pending, key=lambda x: x[0].site_folder):
         _ingest_folder(paths, study, folder, list(group), ledger, summary, progress)
     if summary.batches:

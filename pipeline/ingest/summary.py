@@ -12,7 +12,7 @@ class IngestSummary:
     run_id: str
     batches: list[dict[str, Any]] = field(default_factory=list)
     alerts: list[dict[str, Any]] = field(default_factory=list)
-    skipped: int = 0  # files seen before (same path and bytes)
+    skipped: int = 0  # landing files (in scope) already in the ledger: same path and bytes
 
     def total(self, key: str) -> int:
         return sum(int(b.get(key) or 0) for b in self.batches)
@@ -40,7 +40,8 @@ class IngestSummary:
         }
 
 
-def print_summary(summary: IngestSummary, out: TextIO = sys.stdout) -> None:
+def print_summary(summary: IngestSummary, out: TextIO | None = None) -> None:
+    out = out if out is not None else sys.stdout  # looked up now: sys.stdout may have been replaced since import
     if not summary.batches:
         out.write(f"ingest: nothing new ({summary.skipped} file(s) already ingested)\n")
         return

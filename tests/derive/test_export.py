@@ -42,7 +42,7 @@ def warehouse(paths: Paths) -> Paths:
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])
 def test_export_writes_every_table(warehouse: Paths, tmp_path: Path, fmt: str) -> None:
     written = export(warehouse, STUDY, fmt, tmp_path / "out")
-    assert [p.name for p in written] == [f"{t}.{fmt}" for t in TABLES]
+    assert [p.name for p in written] == [f"{t}.{fmt}" for t in (*TABLES, "events", "quarantine", "alerts")]
     assert all(p.is_file() for p in written)
 
 
