@@ -131,6 +131,7 @@ def test_ingest_with_nothing_new_counts_the_files_already_ingested(dep: Deployme
 
 
 def test_ingest_summary_counts_skipped_files_in_scope(dep: Deployment) -> None:
+    dep.paths.landing.mkdir(parents=True)
     assert dep.ingest().skipped == 0  # an empty landing zone
     dep.deliver("NL01", "a.csv", [enrollment("E1")])
     dep.deliver("NL02", "a.csv", [enrollment("F1", site="NL02")])
@@ -139,3 +140,9 @@ def test_ingest_summary_counts_skipped_files_in_scope(dep: Deployment) -> None:
     summary = dep.ingest()
     assert (len(summary.batches), summary.skipped, summary.to_dict()["skipped"]) == (1, 2, 2)
     assert dep.ingest(sites=["NL02"]).skipped == 1
+
+
+def test_ingest_from_a_landing_zone_that_does_not_exist_fails_in_one_line(dep: Deployment, tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["ingest", "--study", str(dep.paths.study), "--landing",
+                                       str(tmp_path / "typo"), "--warehouse", str(dep.paths.warehouse)])
+    assert "landing zone" in assert_one_line_failure(result) and "typo" in result.stderr

@@ -14,7 +14,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from pipeline.config import Paths, Study
+from pipeline.config import ConfigError, Paths, Study
 from pipeline.ingest import crossrow
 from pipeline.ingest.discover import LandingFile, Ledger, identify, read_ledger, scan, sha256_of
 from pipeline.ingest.gx_validate import RowChecker
@@ -49,7 +49,13 @@ def _batch_id(at: datetime, sha: str) -> str:
 
 
 def ingest(paths: Paths, study: Study, sites: Sequence[str] | None = None, progress: bool = False) -> IngestSummary:
-    """Ingest every new file under the landing zone (optionally only some site folders)."""
+    """Ingest every new file under the landing zone (optionally only some site folders).
+
+    A landing zone that does not exist is an error, not an empty delivery: a mistyped
+    path would otherwise report "nothing new" for ever.
+    """
+    if not paths.landing.is_dir():
+        raise ConfigError(f"landing zone {paths.landing} is not a folder (create it, or give --landing)")
     run_id = f"run-{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
     summary = IngestSummary(run_id)
     paths.warehouse.mkdir(parents=True, exist_ok=True)
