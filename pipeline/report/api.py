@@ -56,7 +56,9 @@ def write_listings(data: ReportData, out: Path) -> list[Path]:
     """Alerts and rejected rows as CSV for spreadsheets (site text neutralised)."""
     quarantine = data.table("quarantine").sort_values(["ingested_at", "site_id", "source_file", "source_row"])
     raw = [redact_phi(r, rules) for r, rules in zip(quarantine["raw"], quarantine["rules"], strict=True)]
-    quarantine = quarantine.assign(raw=raw, comment=[comment_of(r) for r in raw])
+    # a file rejected whole has no row number: the column then reads back as float; print 1548, not 1548.0
+    quarantine = quarantine.assign(raw=raw, comment=[comment_of(r) for r in raw],
+                                   source_row=quarantine["source_row"].astype("Int64"))
     return [
         write_csv(alert_listing(data.table("alerts")), out / "alerts.csv"),
         write_csv(quarantine, out / "rejected_rows.csv",

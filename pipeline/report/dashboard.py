@@ -24,6 +24,7 @@ DATA_DOCS_HREF = "data_docs/index.html"
 HEATMAP_WEEKS = 26  # the heatmaps show the latest weeks; the tables keep them all
 TABLE_WEEKS = 4  # weeks shown unfolded in the per-site-and-week table
 LISTED_FAILED_VALIDATIONS = 25
+TOP_RULES = 10  # rules listed under 'Rules that failed most' (more when tied with the last)
 
 
 def dashboard_status(data: ReportData) -> DQStatus:
@@ -63,31 +64,39 @@ def changes_section(changes: IssueChanges | None) -> Section:
 
 
 def weekly_section(data: ReportData, weeks: pd.DataFrame) -> Section:
-    sites = dq_tables.site_order(data.study, weeks)
+    files = dq_tables.files_rejected_whole(data.table("batches"))
+    sites = dq_tables.site_order(data.study, weeks, files)
     specs = (
         ("dq-rejected", "rejected_share", "Rejected rows per site and week", "Reds", "rejected share", 0.0, 0.2,
-         lambda v: f"{100 * v:.0f}%",
+         lambda v: f"{100 * v:.0f}%", pct,
          "Share of the rows received from each site in each ISO week of ingestion that were rejected (sent to "
          "quarantine). Darker is worse (the scale reaches full colour at 20% or the worst week); '–' means no "
-         "file that week."),
+         "rows received that week. A cell outlined in dark red with '+n file(s)' had files rejected whole "
+         "(unreadable, not UTF-8, unregistered site, …): their rows were never read, so they are not in the "
+         "share; they are listed under 'Files rejected whole' below."),
         ("dq-completeness", "diary_completeness", "Diary completeness per site and week", "RdYlGn",
-         "diary completeness", 0.0, 1.0, lambda v: f"{100 * v:.0f}%",
+         "diary completeness", 0.0, 1.0, lambda v: f"{100 * v:.0f}%", pct,
          "Share of enrolled, not withdrawn patient-weeks with at least one symptom report (patient diary), as "
-         "known in each week of ingestion. Green is complete."),
+         "known in each week of ingestion. Green is complete; '–' means no value that week."),
         ("dq-lag", "lag_p90_hours", "Reporting lag (90th percentile) per site and week", "Oranges",
-         "lag p90 (hours)", 0.0, 24.0 * data.study.late_entry_days, lambda v: f"{v:.0f}",
+         "lag p90 (hours)", 0.0, 24.0 * data.study.late_entry_days, lambda v: f"{v:.0f}", fmt,
          "90th percentile of the time between an event occurring and the site recording it, in hours, per "
          "week of ingestion; the scale reaches full colour at the late-entry limit or the worst week. Long lags "
-         "delay safety signals."),
+         "delay safety signals. '–' means no value that week."),
     )
     figures = []
-    shown = sorted(set(weeks["iso_week"]))[-HEATMAP_WEEKS:]
+    all_weeks = sorted(set(weeks["iso_week"]) | set(files["iso_week"]))
+    shown = all_weeks[-HEATMAP_WEEKS:]
     span = f" The latest {len(shown)} ingestion weeks are shown." if len(shown) else ""
-    for key, metric, title, cmap, label, vmin, floor, text, caption in specs:
-        matrix = dq_tables.heat_matrix(weeks, sites, metric)[shown] if len(weeks) else pd.DataFrame()
-        numbers = DataTable.from_frame(matrix.reset_index().rename(columns={"index": "site_id"}), key,
-                                       {c: fmt for c in matrix.columns}) if len(matrix) else DataTable((), ())
-        svg = heatmap(matrix, f"fig-{key}", cmap, label, text, vmin, vmax_floor=floor) if len(matrix) else None
+    rejected_files = dq_tables.files_rejected_matrix(files, sites, shown)
+    for key, metric, title, cmap, label, vmin, floor, text, number, caption in specs:
+        matrix = dq_tables.heat_matrix(weeks, sites, metric).reindex(columns=shown) if len(weeks) \
+            else pd.DataFrame(index=sites, columns=shown, dtype=float)
+        numbers = DataTable.from_frame(matrix.reset_index(names="site_id"), key,
+                                       {c: number for c in matrix.columns}) if len(shown) else DataTable((), ())
+        marks = rejected_files if metric == "rejected_share" else None
+        svg = heatmap(matrix, f"fig-{key}", cmap, label, text, vmin, vmax_floor=floor, marks=marks) \
+            if len(shown) else None
         figures.append(FigureBlock(key, title, caption + span, data.provenance, svg, numbers))
     recent = weeks[weeks["iso_week"].isin(sorted(set(weeks["iso_week"]))[-TABLE_WEEKS:])]
     formats = {"lag_p50_hours": fmt1, "lag_p90_hours": fmt1, "diary_completeness": pct, "received": fmt0,
@@ -96,7 +105,11 @@ def weekly_section(data: ReportData, weeks: pd.DataFrame) -> Section:
                  "warnings_by_rule": "warnings by rule",
                  "late_entries": "late entries", "lag_p50_hours": "lag p50 (h)", "lag_p90_hours": "lag p90 (h)",
                  "diary_completeness": "diary complete"}
+    whole = DataTable.from_frame(files, "files-rejected", headers={
+        "site_id": "site", "iso_week": "week", "source_file": "file", "file_rules": "rule",
+        "ingested_at": "ingested (UTC)"})
     return Section("weekly", DQ_SECTIONS["weekly"], figures=tuple(figures), tables=(
+        (f"Files rejected whole ({len(files)}), latest first", whole),
         (f"Per site, latest {TABLE_WEEKS} ingestion weeks", DataTable.from_frame(recent, "weeks-recent", formats,
                                                                                   headers)),
     ), more=(("Per site, every ingestion week", DataTable.from_frame(weeks, "weeks", formats, headers)),))
@@ -104,7 +117,7 @@ def weekly_section(data: ReportData, weeks: pd.DataFrame) -> Section:
 
 def rules_section(data: ReportData) -> Section:
     quarantine = data.table("quarantine")
-    top = dq_tables.top_rules(quarantine)
+    top = dq_tables.top_rules(quarantine, TOP_RULES)
     tables: list[tuple[str, DataTable]] = [("Rules by rejected rows or files", DataTable.from_frame(
         top, "top-rules", {"rows": fmt0, "sites": fmt0}, headers={"rows": "rows or files", "last_seen": "last seen"}))]
     for rule in top["rule"]:
@@ -113,8 +126,10 @@ def rules_section(data: ReportData) -> Section:
             examples, f"examples-{rule}", {"source_row": fmt0},
             headers={"site_id": "site", "source_file": "file", "source_row": "row", "event_id": "event",
                      "raw": "original record (as sent)"})))
-    intro = ("Each rejected row lists every rule it broke; the examples are the latest rows per rule, shown "
-             "exactly as the site sent them.") if len(top) else "No row or file has been rejected."
+    intro = (f"The {TOP_RULES} rules that rejected the most rows or files, and every rule tied with the "
+             f"{TOP_RULES}th (site_mismatch and phi_in_comment first among equals). Each rejected row lists "
+             "every rule it broke; the examples are the latest rows per rule, shown exactly as the site sent "
+             "them.") if len(top) else "No row or file has been rejected."
     return Section("rules", DQ_SECTIONS["rules"], intro=intro, tables=tuple(tables))
 
 

@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.config import Paths, Study
+from pipeline.report.render import iso_utc
 from pipeline.store.warehouse import (
     ALERT_SCHEMA,
     BATCH_SCHEMA,
@@ -118,10 +119,20 @@ class ReportData:
         return self.as_of or self.generated_at
 
     @property
-    def as_of_label(self) -> str:
+    def reference_label(self) -> str:
+        """The reference time in full: ISO 8601, UTC, to the second ('2026-11-21T17:56:44Z')."""
         if self.as_of is not None:
-            return f"as of {self.as_of.astimezone(UTC):%Y-%m-%d %H:%M} UTC (ingestion cutoff)"
-        return f"as of {self.generated_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC (every ingested event)"
+            return iso_utc(self.as_of)
+        return iso_utc(self.generated_at.replace(microsecond=0))
+
+    @property
+    def as_of_label(self) -> str:
+        kind = "ingestion cutoff" if self.as_of is not None else "every ingested event"
+        return f"as of {self.reference_label} (UTC; {kind})"
+
+    @property
+    def generated_label(self) -> str:
+        return iso_utc(self.generated_at.replace(microsecond=0))
 
     @property
     def provenance(self) -> str:

@@ -100,7 +100,7 @@ class DQStatus:
         return not self.silent_sites and not self.rejection_jumps
 
     def describe(self) -> str:
-        head = f"data-quality check at {self.now.astimezone(UTC):%Y-%m-%d %H:%M} UTC: "
+        head = f"data-quality check at {self.now.astimezone(UTC).replace(microsecond=0):%Y-%m-%dT%H:%M:%SZ}: "
         if self.ok:
             return head + "every site delivered recently; no jump in rejections"
         lines = [head + f"{len(self.silent_sites)} silent site(s), {len(self.rejection_jumps)} rejection jump(s)"]

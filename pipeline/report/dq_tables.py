@@ -12,6 +12,7 @@ import pandas as pd
 from pipeline.config import Study
 from pipeline.report.dq import DQStatus, delivery_rows, iso_week, week_label
 from pipeline.report.escape import redact_phi, shorten
+from pipeline.rules import names as rule_names
 
 WEEK_COLUMNS = ("site_id", "iso_week", "received", "accepted", "rejected", "rejected_by_rule", "warnings",
                 "warnings_by_rule", "duplicates", "late_entries", "lag_p50_hours", "lag_p90_hours",
@@ -87,6 +88,26 @@ def heat_matrix(weeks: pd.DataFrame, sites: Sequence[str], metric: str) -> pd.Da
     return matrix.reindex(index=list(sites), columns=all_weeks).astype(float)
 
 
+def files_rejected_whole(batches: pd.DataFrame) -> pd.DataFrame:
+    """Files rejected whole (unreadable, not UTF-8, unregistered site, …): none of their rows was read, so they
+    count in no row total or share. One row per file, by site and ISO week of ingestion, latest first."""
+    cols = ["site_id", "iso_week", "source_file", "file_rules", "ingested_at"]
+    if batches.empty:
+        return pd.DataFrame(columns=cols)
+    files = batches[batches["status"].astype(str) == "rejected"]
+    files = files.assign(site_id=files["site_id"].astype(str),
+                         iso_week=[iso_week(t) for t in files["ingested_at"]])
+    return files.sort_values(["ingested_at", "site_id", "source_file"], ascending=[False, True, True])[
+        cols].reset_index(drop=True)
+
+
+def files_rejected_matrix(files: pd.DataFrame, sites: Sequence[str], weeks: Sequence[str]) -> pd.DataFrame:
+    """Sites × ingestion weeks: how many files were rejected whole (0 where none)."""
+    counts = files.groupby(["site_id", "iso_week"]).size() if len(files) else pd.Series(dtype=float)
+    matrix = counts.unstack(fill_value=0) if len(counts) else pd.DataFrame()
+    return matrix.reindex(index=list(sites), columns=list(weeks)).fillna(0).astype(int)
+
+
 def site_summary(study: Study, batches: pd.DataFrame, weeks: pd.DataFrame, status: DQStatus,
                  now: datetime) -> pd.DataFrame:
     """Per site: deliveries, row totals, rejection rate, last file and days since, and the monitor's flags."""
@@ -122,16 +143,30 @@ def study_site_name(study: Study, site: str) -> str:
     return next((s.name for s in study.sites if s.id == site), "(not registered)")
 
 
+#: Rules listed first among rules with as many rows: a security event and possible PHI; then come the rules
+#: that reject whole files (their rows were not read, so a red flag in them raised no alert).
+PRIORITY_RULES = ("site_mismatch", "phi_in_comment")
+
+
 def top_rules(quarantine: pd.DataFrame, limit: int = 10) -> pd.DataFrame:
-    """The rules that rejected most rows or files: rows, sites affected, last seen."""
+    """The rules that rejected most rows or files: rows, sites affected, last seen.
+
+    The `limit` largest, and every rule tied with the last of them: a tie never hides a rule. Among rules
+    with as many rows, PRIORITY_RULES and then file rejections come first, then by name.
+    """
     cols = ["rule", "rows", "sites", "last_seen"]
     if quarantine.empty:
         return pd.DataFrame(columns=cols)
     rows = quarantine.explode("rules").dropna(subset=["rules"])
     grouped = rows.groupby("rules").agg(rows=("site_id", "size"), sites=("site_id", "nunique"),
                                         last_seen=("ingested_at", "max")).reset_index()
-    grouped = grouped.rename(columns={"rules": "rule"}).sort_values(["rows", "rule"], ascending=[False, True])
-    return grouped[cols].head(limit).reset_index(drop=True)
+    grouped = grouped.rename(columns={"rules": "rule"})
+    rank = {r: i for i, r in enumerate((*PRIORITY_RULES, *rule_names("file_rejected")))}
+    grouped = grouped.assign(_p=[rank.get(str(r), len(rank)) for r in grouped["rule"]]).sort_values(
+        ["rows", "_p", "rule"], ascending=[False, True, True])
+    if len(grouped) > limit:
+        grouped = grouped[grouped["rows"] >= grouped["rows"].iloc[limit - 1]]
+    return grouped[cols].reset_index(drop=True)
 
 
 def _message_for(rules: list[str], messages: list[str], rule: str) -> str:

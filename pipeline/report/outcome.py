@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pandas as pd
 from markupsafe import Markup
 
@@ -150,7 +152,9 @@ def red_flag_section(data: ReportData, arms: list[str]) -> Section:
         notes = (f"{len(occ)} first occurrences of a red flag, {prevalent} of them prevalent (at or before "
                  "randomisation).",)
     by_stratum = pd.concat([tables.incidence_by_flag(data.study, inc, kind) for kind in ("site", "arm")])
-    return Section("red-flags", OUTCOME_SECTIONS["red-flags"], figures=(fig,), notes=notes, tables=(
+    intro = ("Incidence is derived from accepted events only. " + alert_summary(data).xref)
+    return Section("red-flags", OUTCOME_SECTIONS["red-flags"], intro=intro, figures=(fig,), notes=notes,
+                   links=(("alerts", f"Go to {OUTCOME_SECTIONS['alerts']}"),), tables=(
         ("Incidence by flag, overall",
          _incidence_table(tables.incidence_by_flag(data.study, inc, "overall"), "incidence")),
     ), more=(("Incidence by flag, per site and per arm", _incidence_table(by_stratum, "incidence-strata")),))
@@ -169,17 +173,54 @@ def flare_section(data: ReportData) -> Section:
     return Section("flares", OUTCOME_SECTIONS["flares"], figures=(fig,))
 
 
+@dataclass(frozen=True)
+class AlertSummary:
+    """What the callout under the report header says: the alerts up to the report's as-of time."""
+
+    total: int
+    validated: int
+    unvalidated: DataTable  # the UNVALIDATED alerts, newest first: the site must be contacted today
+    as_of: str
+
+    @property
+    def text(self) -> str:
+        if not self.total:
+            return f"Red-flag alerts: none up to {self.as_of}."
+        return (f"Red-flag alerts up to {self.as_of}: {self.total} — {self.validated} validated, "
+                f"{len(self.unvalidated)} UNVALIDATED.")
+
+    @property
+    def xref(self) -> str:
+        """The sentence pointing to the Alerts section (in the Red flags section)."""
+        if not self.total:
+            return f"No red-flag alert was raised up to {self.as_of} (Alerts section, at the end of this report)."
+        more = (f", {len(self.unvalidated)} of them UNVALIDATED (raised on a record rejected for another reason: "
+                "contact the site today)") if len(self.unvalidated) else ", all validated"
+        return (f"Each red-flag alert is listed in the Alerts section at the end of this report: {self.total} up "
+                f"to {self.as_of}{more}.")
+
+
+def alert_summary(data: ReportData) -> AlertSummary:
+    alerts = tables.alert_listing(data.table("alerts"))
+    unvalidated = alerts[~alerts["validated"].fillna(False).astype(bool)]
+    rows = [(r.site_id, r.patient_id, r.flag, r.occurred_at, r.event_id, r.message)
+            for r in unvalidated.itertuples(index=False)]
+    table = listing(("site", "patient", "flag", "occurred (UTC)", "event", "message"), rows, "alerts-unvalidated")
+    return AlertSummary(len(alerts), len(alerts) - len(unvalidated), table, data.reference_label)
+
+
 def alerts_section(data: ReportData) -> Section:
     alerts = tables.alert_listing(data.table("alerts"))
-    rows = [(r.raised_at, r.site_id, r.patient_id, r.flag, r.occurred_at,
+    rows = [(r.raised_at, r.site_id, r.patient_id, r.flag, r.occurred_at, r.event_id,
              "validated" if r.validated else "UNVALIDATED", r.source, r.message)
             for r in alerts.itertuples(index=False)]
     classes = ["" if r.validated else "unvalidated" for r in alerts.itertuples(index=False)]
-    table = listing(("raised", "site", "patient", "flag", "occurred", "record", "source", "message"), rows,
-                    "alerts", classes)
+    table = listing(("raised", "site", "patient", "flag", "occurred", "event", "record", "source", "message"),
+                    rows, "alerts", classes)
     unvalidated = sum(1 for c in classes if c)
     intro = (f"{len(rows)} red-flag alert(s), newest first; {unvalidated} raised on a record that was rejected "
-             "for another reason (UNVALIDATED: ask the site to resubmit it).")
+             "for another reason (UNVALIDATED: contact the site today and ask for a corrected resubmission). "
+             "Times are UTC.")
     return Section("alerts", OUTCOME_SECTIONS["alerts"], intro=intro, tables=(("Alerts", table),))
 
 
@@ -199,4 +240,4 @@ def outcome_sections(data: ReportData) -> list[Section]:
 def render_outcome_report(data: ReportData) -> str:
     """The outcome report as one HTML document (inline CSS and SVG, no scripts, no external references)."""
     return render_template("outcome_report.html.j2", data=data, sections=outcome_sections(data),
-                           title=f"{data.study.study_id} — outcome report")
+                           alerts=alert_summary(data), title=f"{data.study.study_id} — outcome report")

@@ -1,4 +1,8 @@
-"""The outcome report's figures, each drawn from one frame of `outcome_tables` and returned as inline SVG."""
+"""The outcome report's figures, each drawn from one frame of `outcome_tables` and returned as inline SVG.
+
+Text from the data (site ids, strata, arms, modalities) goes through `svg.label`; `svg.figure_svg` draws
+every text literally (no `$…$` math).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ import pandas as pd
 from markupsafe import Markup
 
 from pipeline.report.outcome_tables import CENTRALIZATION, FLARE_CLASSES, SIGN_GROUPS
-from pipeline.report.svg import GREY, colour, figure_svg, new_figure
+from pipeline.report.svg import GREY, colour, figure_svg, label, new_figure
 
 CENTRALIZATION_COLOURS = {"centralized": "#009E73", "unchanged": "#BBBBBB", "peripheralized": "#D55E00"}
 SIGN_COLOURS = {"0": "#DDDDDD", "1": "#A6CEE3", "2": "#1F78B4", "3+": "#08306B"}
@@ -25,12 +29,12 @@ def enrolment_figure(table: pd.DataFrame, arms: list[str], key: str) -> Markup |
     left = np.zeros(len(sites))
     for i, arm in enumerate(arms):
         values = sites[arm].to_numpy(dtype=float)
-        ax.barh(y, values, left=left, color=colour(i), label=arm, height=0.6)
+        ax.barh(y, values, left=left, color=colour(i), label=label(arm), height=0.6)
         for yi, lft, v in zip(y, left, values, strict=True):
             if v > 0:
                 ax.text(lft + v / 2, yi, f"{int(v)}", ha="center", va="center", color="white", fontsize=8)
         left += values
-    ax.set_yticks(y, [str(s) for s in sites["site"]])
+    ax.set_yticks(y, [label(s) for s in sites["site"]])
     ax.set_xlabel("patients")
     fig.legend(*ax.get_legend_handles_labels(), loc="outside upper center", ncols=len(arms))
     return figure_svg(fig, key)
@@ -50,7 +54,7 @@ def trajectory_figure(means: pd.DataFrame, sample: pd.DataFrame, arms: list[str]
         ax.fill_between(m["week"], m["ci_low"].astype(float), m["ci_high"].astype(float), color=colour(i),
                         alpha=0.2, linewidth=0)
         ax.plot(m["week"], m["mean"], color=colour(i), linewidth=2, marker="o", markersize=3,
-                label=f"{arm} (mean, 95% CI)")
+                label=f"{label(arm)} (mean, 95% CI)")
     ax.set_ylim(0, 10)
     ax.set_xlabel("analysis week (0 = baseline)")
     ax.set_ylabel("leg pain (NRS 0–10)")
@@ -75,7 +79,7 @@ def _stacked_by_arm(frame: pd.DataFrame, arms: list[str], groups: tuple[str, ...
             bottom += values
         ax.set_ylim(0, 1)
         ax.set_yticks([0, 0.5, 1], ["0%", "50%", "100%"])
-        ax.set_title(arm, loc="left")
+        ax.set_title(label(arm), loc="left")
         ax.set_ylabel(ylabel)
     fig.legend(*axes[0][0].get_legend_handles_labels(), loc="outside right upper")
     axes[-1][0].set_xlabel("analysis week")
@@ -103,8 +107,8 @@ def km_figure(steps: pd.DataFrame, summary: pd.DataFrame, arms: list[str], p: fl
         t = np.concatenate([[0.0], part["time_weeks"].to_numpy(dtype=float)])
         s = np.concatenate([[1.0], part["survival"].to_numpy(dtype=float)])
         med = medians.get(arm)
-        label = f"{arm}: median {med:.1f} wk" if med is not None and pd.notna(med) else f"{arm}: median not reached"
-        ax.step(t, s, where="post", color=colour(i), linewidth=1.8, label=label)
+        text = f"median {med:.1f} wk" if med is not None and pd.notna(med) else "median not reached"
+        ax.step(t, s, where="post", color=colour(i), linewidth=1.8, label=f"{label(arm)}: {text}")
         cens = part[part["censored"].astype(float) > 0]
         ax.plot(cens["time_weeks"].astype(float), cens["survival"].astype(float), linestyle="none", marker="|",
                 markersize=7, color=colour(i))
@@ -128,7 +132,7 @@ def forest_figure(rows: pd.DataFrame, arms: list[str], key: str) -> Markup | Non
     labels = []
     for yi, row in zip(y, rows.itertuples(index=False), strict=True):
         kind, name = str(row.stratum_type), str(row.stratum)
-        labels.append("Overall" if kind == "overall" else f"{kind}: {name}")
+        labels.append("Overall" if kind == "overall" else f"{kind}: {label(name)}")
         if pd.isna(row.rate_per_100pw):
             ax.text(0, yi, "  no patients at risk", va="center", color=GREY, fontsize=8)
             continue
@@ -161,7 +165,7 @@ def flare_figure(summary: pd.DataFrame, key: str) -> Markup | None:
         share = summary[cls].to_numpy(dtype=float) / np.where(totals > 0, totals, 1)
         ax.barh(y, share, left=left, color=FLARE_COLOURS[cls], label=cls.replace("_", " "), height=0.6)
         left += share
-    ax.set_yticks(y, [f"{m} (n={int(n)})" for m, n in zip(summary["modality"], totals, strict=True)])
+    ax.set_yticks(y, [f"{label(m)} (n={int(n)})" for m, n in zip(summary["modality"], totals, strict=True)])
     ax.set_xlim(0, 1)
     ax.set_xticks([0, 0.25, 0.5, 0.75, 1], ["0%", "25%", "50%", "75%", "100%"])
     ax.set_xlabel("share of treatments")

@@ -206,7 +206,7 @@ def flare_summary(flares: pd.DataFrame) -> pd.DataFrame:
 
 def alert_listing(alerts: pd.DataFrame) -> pd.DataFrame:
     """Alerts, newest first; unvalidated ones (raised on a rejected record) are marked."""
-    cols = ["raised_at", "site_id", "patient_id", "flag", "occurred_at", "validated", "source", "message"]
+    cols = ["raised_at", "site_id", "patient_id", "flag", "occurred_at", "event_id", "validated", "source", "message"]
     if alerts.empty:
         return pd.DataFrame(columns=cols)
     return alerts.sort_values(["raised_at", "site_id", "event_id"], ascending=[False, True, True])[cols].reset_index(

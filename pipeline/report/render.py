@@ -70,6 +70,7 @@ class Section:
     tables: tuple[tuple[str, DataTable], ...] = ()
     more: tuple[tuple[str, DataTable], ...] = ()  # shown folded (<details>) on screen, unfolded in print
     notes: tuple[str, ...] = field(default_factory=tuple)
+    links: tuple[tuple[str, str], ...] = ()  # (element id on the same page, link text): cross-references
 
 
 def is_missing(value: Any) -> bool:
@@ -96,6 +97,17 @@ def fmt(value: Any, digits: int = 2) -> str:
         v = float(value)
         return f"{v:.{digits}f}" if math.isfinite(v) else str(v)
     return str(value)
+
+
+def iso_utc(value: datetime) -> str:
+    """An instant in ISO 8601, UTC, to the second ('2026-11-21T17:56:44Z'); fractions of a second only when the
+    instant has them (a cutoff given as 17:56:44.5 is not shown as 17:56:44)."""
+    ts = pd.Timestamp(value)
+    ts = ts.tz_convert("UTC") if ts.tzinfo else ts.tz_localize("UTC")
+    text = ts.strftime("%Y-%m-%dT%H:%M:%S")
+    if ts.microsecond or ts.nanosecond:
+        text += f".{ts.microsecond:06d}{ts.nanosecond:03d}".rstrip("0")
+    return text + "Z"
 
 
 def fmt0(value: Any) -> str:

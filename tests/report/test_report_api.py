@@ -8,6 +8,7 @@ import shutil
 from datetime import timedelta
 from pathlib import Path
 
+import duckdb
 import pandas as pd
 import pytest
 
@@ -109,7 +110,9 @@ def test_as_of_reads_the_derive_export_and_cuts_the_logs(tmp_path: Path, monkeyp
     page = files[0].read_text(encoding="utf-8")
     assert {r["week"] for r in table_rows(page, "trajectory")} == {"0", "1", "2"}
     assert [r["flag"] for r in table_rows(page, "alerts")] == ["BLADDER"]  # the other alert came later
-    assert "as of 2025-01-27 09:00 UTC (ingestion cutoff)" in page
+    assert "as of 2025-01-27T09:00:00Z (UTC; ingestion cutoff)" in page
+    summary = page.split('id="alert-summary">', 1)[1].split("</div>", 1)[0]  # the callout counts the same window
+    assert "Red-flag alerts up to 2025-01-27T09:00:00Z: 1 — 1 validated, 0 UNVALIDATED." in summary
     assert fingerprint(paths, cutoff) in page and fingerprint(paths, cutoff) != fingerprint(paths)
     dashboard = files[1].read_text(encoding="utf-8")
     assert "Not compared" in dashboard and not (paths.reports_dir / STATE_FILE).exists()
@@ -126,3 +129,44 @@ def test_reports_before_anything_was_derived(tmp_path: Path) -> None:
     assert "No data yet." in files[0].read_text(encoding="utf-8")
     dashboard = files[1].read_text(encoding="utf-8")
     assert "No validations yet." in dashboard and "No row or file has been rejected." in dashboard
+
+
+def _add_file_rejected_whole(paths: Paths, site: str) -> None:
+    """`site`'s only file rejected whole (unregistered_site), as ingest and derive leave it: no row number."""
+    at = START + timedelta(weeks=5, hours=3)
+    common = {"batch_id": "b-unregistered", "site_id": site, "source_file": f"{site}/f.csv", "ingested_at": at}
+    write_log(pd.DataFrame([{**common, "status": "rejected", "file_rules": ["unregistered_site"], "received": 0,
+                             "accepted": 0, "rejected": 0, "duplicates": 0, "warnings": 0}]),
+              BATCH_SCHEMA, paths.batches_dir / "b-unregistered.parquet")
+    write_log(pd.DataFrame([{**common, "source_row": None, "rules": ["unregistered_site"],
+                             "messages": ["unregistered_site: not a registered site"]}]),
+              QUARANTINE_SCHEMA, paths.quarantine_dir / f"site={site}" / "q.parquet")
+    con = duckdb.connect(str(paths.db_path))
+    con.execute("INSERT INTO dq_site_week (site_id, iso_week, received, accepted, rejected) VALUES (?, ?, 0, 0, 0)",
+                [site, "2025-W07"])
+    con.close()
+
+
+@pytest.mark.usefixtures("no_pdf")
+def test_a_site_folder_named_like_math_text_does_not_break_the_reports(tmp_path: Path) -> None:
+    site = "Q$\\badcmd$"  # matplotlib would parse $…$ as math text and fail on \badcmd
+    paths = make_warehouse(tmp_path, sample_tables(), validations=False)
+    _add_file_rejected_whole(paths, site)
+    files = write_reports(paths, STUDY)
+    dashboard = files[1].read_text(encoding="utf-8")
+    heatmap = dashboard.split('<figure id="fig-dq-rejected"', 1)[1].split("</figure>", 1)[0]
+    assert f">{site}</text>" in heatmap and ">+1 file</text>" in heatmap
+    assert {r["site"]: r["status"] for r in table_rows(dashboard, "sites")}[site] == "not registered"
+    assert write_reports(paths, STUDY)[1] == files[1]  # and again: the ledger keeps the folder for ever
+
+
+@pytest.mark.usefixtures("no_pdf")
+def test_rejected_rows_csv_prints_row_numbers_as_integers(tmp_path: Path) -> None:
+    paths = make_warehouse(tmp_path, sample_tables(), validations=False)
+    _add_file_rejected_whole(paths, "XX99")
+    write_reports(paths, STUDY)
+    rows = _csv(paths.reports_dir / "rejected_rows.csv")
+    numbers = [r["source_row"] for r in rows]
+    assert "" in numbers  # the file rejected whole has no row number
+    assert all(n == "" or n.isdigit() for n in numbers) and "2" in numbers
+    assert next(r for r in rows if r["site_id"] == "XX99")["rules"] == "unregistered_site"

@@ -93,6 +93,12 @@ def test_outcome_report_renders_completely_and_runs_no_site_text(
     _check_page(seen, OUTCOME_SECTIONS, OUTCOME_FIGURES)
     message = seen.page.locator("table[data-table=alerts] td", has_text="rejected record; comment:")
     assert message.inner_text() == f"rejected record; comment: {SCRIPT}"  # shown as text, not run
+    summary = seen.page.locator("#alert-summary")  # red flags first: on screen without scrolling
+    top, first = summary.bounding_box(), seen.page.locator("section#enrolment").bounding_box()
+    assert summary.is_visible() and top and first and top["y"] + top["height"] < min(first["y"], 900)
+    assert "2 — 1 validated, 1 UNVALIDATED" in summary.inner_text()
+    seen.page.click("#alert-summary a[href='#alerts']")
+    assert seen.page.evaluate("location.hash") == "#alerts"
     seen.page.screenshot(path=str(tmp_path / "outcome_report.png"), full_page=True)
     artifacts(tmp_path / "outcome_report.png")
 

@@ -22,12 +22,15 @@ from pipeline.report.dq import (
     dq_monitor,
     monitor,
 )
+from pipeline.report.outcome import OUTCOME_FIGURES, render_outcome_report
+from pipeline.report.svg import label
 from pipeline.store.warehouse import BATCH_SCHEMA
 from tests.report.helpers import (
     FINGERPRINT,
     NOW,
     PHONE,
     SCRIPT,
+    START,
     STUDY,
     assert_self_contained,
     sample_tables,
@@ -168,3 +171,100 @@ def test_heatmap_numbers_follow_dq_site_week(dashboard: str) -> None:
     assert lag.key == "dq-lag" and lag.numbers.rows[0][1] == "123.00"
     assert table_rows(dashboard, "dq-lag")[0]["2025-W02"] == "40.00"
     assert str(lag.svg) not in dashboard
+
+
+def _with_files_rejected_whole() -> dict[str, pd.DataFrame]:
+    """The sample study plus XX99, whose only file was rejected whole, and a file of NL01 rejected whole."""
+    tables = sample_tables()
+    at = START + timedelta(weeks=5, hours=2)  # NL01's and NL02's last ingestion week, 2025-W07
+    files = [("XX99", "XX99/week5.csv", "unregistered_site"), ("NL01", "NL01/week5_b.csv.gz", "unreadable")]
+    tables["batches"] = pd.concat([tables["batches"], pd.DataFrame([
+        {"batch_id": f"b-{site}-whole", "site_id": site, "source_file": path, "status": "rejected",
+         "file_rules": [rule], "received": 0, "accepted": 0, "rejected": 0, "duplicates": 0, "warnings": 0,
+         "unknown_columns": [], "ingested_at": at} for site, path, rule in files])], ignore_index=True)
+    tables["quarantine"] = pd.concat([tables["quarantine"], pd.DataFrame([
+        {"batch_id": f"b-{site}-whole", "site_id": site, "source_file": path, "source_row": None,
+         "event_id": None, "rules": [rule], "messages": [f"{rule}: the whole file"], "raw": None,
+         "ingested_at": at} for site, path, rule in files])], ignore_index=True)
+    tables["dq_site_week"] = pd.concat([tables["dq_site_week"], pd.DataFrame([
+        {"site_id": "XX99", "iso_week": "2025-W07", "received": 0, "accepted": 0, "rejected": 0, "warnings": 0,
+         "duplicates": 0, "late_entries": 0}])], ignore_index=True)
+    return tables
+
+
+def test_rejected_rows_heatmap_shows_files_rejected_whole() -> None:
+    data = ReportData.build(STUDY, _with_files_rejected_whole(), FINGERPRINT, generated_at=NOW)
+    page = render_dq_dashboard(data, None, None)
+    figure = page.split('<figure id="fig-dq-rejected"', 1)[1].split("</figure>", 1)[0]
+    caption = figure.split("<figcaption>", 1)[1]
+    assert "means no rows received that week" in caption and "no file that week" not in page
+    assert "files rejected whole" in caption
+    assert figure.count(">+1 file</text>") == 2  # NL01 (rows and a file) and XX99 (only the file)
+    numbers = {r["site_id"]: r["2025-W07"] for r in table_rows(page, "dq-rejected")}
+    assert numbers["XX99"] == "–" and numbers["NL01"] == "5.0%"
+    assert table_rows(page, "files-rejected") == [
+        {"site": "NL01", "week": "2025-W07", "file": "NL01/week5_b.csv.gz", "rule": "unreadable",
+         "ingested (UTC)": "2025-02-10 11:00"},
+        {"site": "XX99", "week": "2025-W07", "file": "XX99/week5.csv", "rule": "unregistered_site",
+         "ingested (UTC)": "2025-02-10 11:00"}]
+
+
+def test_heatmap_numbers_print_shares_as_percentages() -> None:
+    tables = sample_tables()
+    first = tables["dq_site_week"].index[0]
+    tables["dq_site_week"].loc[first, ["received", "rejected", "diary_completeness"]] = [600, 7, 0.96]
+    data = ReportData.build(STUDY, tables, FINGERPRINT, generated_at=NOW)
+    page = render_dq_dashboard(data, None, None)
+    assert table_rows(page, "dq-rejected")[0]["2025-W02"] == "1.2%"  # 7/600 = 1.17%, not '0.01'
+    assert table_rows(page, "dq-completeness")[0]["2025-W02"] == "96.0%"
+
+
+def test_rules_tied_with_the_tenth_are_all_listed_security_and_phi_first() -> None:
+    counts = {f"rule_{i:02d}": 5 for i in range(9)} | {"aaa_rule": 2, "phi_in_comment": 2, "site_mismatch": 2,
+                                                        "zzz_once": 1}
+    quarantine = to_frame("quarantine", pd.DataFrame(
+        [{"site_id": "NL01", "rules": [rule], "ingested_at": T0} for rule, n in counts.items() for _ in range(n)]))
+    top = dq_tables.top_rules(quarantine, 10)
+    assert list(top["rule"]) == [*(f"rule_{i:02d}" for i in range(9)), "site_mismatch", "phi_in_comment", "aaa_rule"]
+    assert "zzz_once" not in set(top["rule"])
+    page = render_dq_dashboard(ReportData.build(STUDY, {"quarantine": quarantine}, FINGERPRINT, generated_at=T0),
+                               None, None)
+    assert [r["rule"] for r in table_rows(page, "top-rules")] == list(top["rule"])
+
+
+EVIL_SITE = 'Q$\\badcmd$ <b id="x">&'  # a landing folder name: math text, markup, an id, an ampersand
+EVIL_SVG = 'Q$\\badcmd$ &lt;b id="x"&gt;&amp;'  # how the SVG must carry it: escaped, otherwise untouched
+
+
+def _evil(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """NL03 renamed to EVIL_SITE everywhere (an unregistered site), and a modality with math text."""
+    out = {}
+    for name, frame in tables.items():
+        frame = frame.copy()
+        for col in ("site_id", "stratum"):
+            if col in frame.columns:
+                frame[col] = frame[col].replace("NL03", EVIL_SITE)
+        out[name] = frame
+    out["treatment_flares"]["modality"] = out["treatment_flares"]["modality"].replace(
+        "dry_needling", "dry $\\needling$")
+    return out
+
+
+def test_free_text_with_dollar_signs_and_markup_is_drawn_literally_in_every_figure() -> None:
+    data = ReportData.build(STUDY, _evil(sample_tables()), FINGERPRINT, generated_at=NOW)
+    dashboard = render_dq_dashboard(data, None, None)
+    outcome = render_outcome_report(data)
+    for page, keys in ((dashboard, DQ_FIGURES), (outcome, OUTCOME_FIGURES)):
+        for key in keys:
+            assert "<svg " in page.split(f'<figure id="fig-{key}"', 1)[1].split("</figure>", 1)[0], key
+    for page, key in ((dashboard, "dq-rejected"), (dashboard, "dq-lag"), (outcome, "forest")):
+        svg = page.split(f'<figure id="fig-{key}"', 1)[1].split("</svg>", 1)[0]
+        assert EVIL_SVG in svg, key
+    flares = outcome.split('<figure id="fig-flares"', 1)[1].split("</svg>", 1)[0]
+    assert "dry $\\needling$ (n=" in flares
+    assert "<b " not in dashboard and "<b " not in outcome
+
+
+def test_figure_labels_replace_control_characters_and_shorten_long_text() -> None:
+    assert label("NL\x0701\n") == "NL\ufffd01\ufffd"
+    assert label("x" * 100) == "x" * 39 + "…" and label("$a$") == "$a$"

@@ -124,7 +124,7 @@ def test_report_has_every_section_and_figure_with_caption_and_provenance(page: s
         block = page.split(f'<figure id="fig-{key}"', 1)[1].split("</figure>", 1)[0]
         assert "<svg " in block, key
         caption = block.split("<figcaption>", 1)[1]
-        assert FINGERPRINT in caption and "as of 2025-02-13 09:00 UTC" in caption, key
+        assert FINGERPRINT in caption and "as of 2025-02-13T09:00:00Z (UTC; every ingested event)" in caption, key
 
 
 def test_report_is_self_contained_without_scripts_or_external_references(page: str) -> None:
@@ -177,4 +177,59 @@ def test_recovery_and_forest_figures_follow_the_derived_tables(page: str) -> Non
 def test_report_without_derived_data_says_so() -> None:
     page = render_outcome_report(_data({}, as_of=datetime(2025, 2, 1, tzinfo=UTC)))
     assert page.count("No data yet.") == len(OUTCOME_FIGURES)
-    assert "as of 2025-02-01 00:00 UTC (ingestion cutoff)" in page
+    assert "as of 2025-02-01T00:00:00Z (UTC; ingestion cutoff)" in page
+
+
+def _callout(page: str) -> str:
+    return page.split('id="alert-summary">', 1)[1].split("</header>", 1)[0]
+
+
+def test_alert_summary_under_the_header_lists_unvalidated_alerts(page: str) -> None:
+    header = page.split("<header", 1)[1].split("</header>", 1)[0]
+    assert 'id="alert-summary"' in header and page.index('id="alert-summary"') < page.index("<section ")
+    callout = _callout(page)
+    assert "Red-flag alerts up to 2025-02-13T09:00:00Z: 2 — 1 validated, 1 UNVALIDATED." in callout
+    assert "contact the site today" in callout and '<a href="#alerts">' in callout
+    assert table_rows(page, "alerts-unvalidated") == [
+        {"site": "NL02", "patient": "P001", "flag": "SADDLE", "occurred (UTC)": "2025-02-05 09:00", "event": "E-x",
+         "message": f"rejected record; comment: {SCRIPT}"}]
+    assert SCRIPT not in callout and "&lt;script&gt;" in callout  # site text escaped
+
+
+def test_alert_summary_says_so_in_one_line_when_there_are_no_alerts() -> None:
+    tables = sample_tables()
+    tables["alerts"] = tables["alerts"].iloc[0:0]
+    page = render_outcome_report(_data(tables))
+    callout = page.split('<div class="callout ok" id="alert-summary">', 1)[1].split("</div>", 1)[0]
+    assert re.sub(r"<[^>]+>", "", callout).strip() == "Red-flag alerts: none up to 2025-02-13T09:00:00Z."
+    assert 'data-table="alerts-unvalidated"' not in page
+
+
+def test_alert_summary_without_unvalidated_alerts_lists_none() -> None:
+    tables = sample_tables()
+    tables["alerts"] = tables["alerts"][tables["alerts"]["validated"]]
+    page = render_outcome_report(_data(tables))
+    assert "Red-flag alerts up to 2025-02-13T09:00:00Z: 1 — 1 validated, 0 UNVALIDATED." in _callout(page)
+    assert 'data-table="alerts-unvalidated"' not in page and 'class="callout info"' in page
+
+
+def test_red_flags_section_points_to_the_alerts(page: str) -> None:
+    section = page.split('<section id="red-flags">', 1)[1].split("</section>", 1)[0]
+    assert '<a href="#alerts">' in section
+    assert ("Each red-flag alert is listed in the Alerts section at the end of this report: 2 up to "
+            "2025-02-13T09:00:00Z, 1 of them UNVALIDATED") in section
+    assert [r["event"] for r in table_rows(page, "alerts")] == ["E-x", "E-rf1"]
+
+
+@pytest.mark.parametrize(("as_of", "shown"), [
+    (datetime(2026, 11, 21, 17, 56, 44, tzinfo=UTC), "2026-11-21T17:56:44Z"),
+    (datetime.fromisoformat("2026-11-21T18:56:44+01:00"), "2026-11-21T17:56:44Z"),
+    (datetime(2026, 11, 21, 17, 56, 44, 500000, tzinfo=UTC), "2026-11-21T17:56:44.5Z"),
+])
+def test_as_of_is_shown_as_the_full_instant_in_utc(as_of: datetime, shown: str) -> None:
+    page = render_outcome_report(_data(sample_tables(), as_of=as_of))
+    label = f"as of {shown} (UTC; ingestion cutoff)"
+    assert label in page.split("</header>", 1)[0]
+    captions = re.findall(r'<span class="provenance">(.*?)</span>', page)
+    assert len(captions) == len(OUTCOME_FIGURES) and all(label in c for c in captions)
+    assert "generated 2025-02-13T09:00:00Z" in page
