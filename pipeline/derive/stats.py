@@ -39,7 +39,10 @@ def wilson_ci(cases: int, n: int, z: float = Z95) -> tuple[float | None, float |
     denominator = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denominator
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # the two terms cancel exactly only on paper: at 0 cases the low end is 0, at n cases the high end 1
+    low = 0.0 if cases == 0 else max(0.0, centre - half)
+    high = 1.0 if cases == n else min(1.0, centre + half)
+    return low, high
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,12 @@ def test_wilson_interval(cases: int, n: int) -> None:
     assert stats.wilson_ci(cases, n) == pytest.approx((max(low, 0.0), min(high, 1.0)), abs=1e-12)
 
 
+@pytest.mark.parametrize("n", [3, 6, 7, 10, 12, 13, 25])
+def test_wilson_interval_ends_exactly_at_0_and_1_with_no_or_all_cases(n: int) -> None:
+    assert stats.wilson_ci(0, n)[0] == 0.0
+    assert stats.wilson_ci(n, n)[1] == 1.0
+
+
 def test_wilson_without_patients() -> None:
     assert stats.wilson_ci(0, 0) == (None, None)
 
