@@ -1,9 +1,10 @@
 """Cross-row rules (DTS §5) as set-based DuckDB SQL over one run's staged rows.
 
 Input, in the scratch connection: `rows` (one per delivered record: `seq`
-= processing order, typed fields, `content_hash`), `findings` (seq, rule,
-message: the per-row verdicts of the GX suites) and `prior` (the committed
-event log). Output: `status` (seq, status ∈ accepted | rejected | duplicate)
+= processing order, typed fields, `content_hash`), `correction_text` (the
+delivered text of the corrections' payload fields, by seq), `findings` (seq,
+rule, message: the per-row verdicts of the GX suites) and `prior` (the
+committed event log). Output: `status` (seq, status ∈ accepted | rejected | duplicate)
 and more `findings`.
 
 Order and scope: rows are decided in three stages: enrollments, then the other
@@ -177,14 +178,16 @@ def _target_rules(con: duckdb.DuckDBPyConnection, payload_checker: PayloadChecke
     """)
     if payload_checker is None:
         return
-    # a correction carries the complete corrected event: validate it as an event of the target's type
+    # a correction carries the complete corrected event: validate it as an event of the target's type, from the
+    # text the site sent (`correction_text`), so that it gets exactly the findings of a plain row of that type
+    # with the same text (a value that failed typing is still present: field_not_allowed, not missing_required)
     payload = [c for c in TYPE_FIELDS["correction"] if c != "target_event_id"]
-    n_assess = " + ".join(f"(r.{c} IS NOT NULL)::INTEGER" for c in TYPE_FIELDS["assessment"])
+    n_assess = " + ".join(f"(p.{c} IS NOT NULL)::INTEGER" for c in TYPE_FIELDS["assessment"])
     frame = con.execute(f"""
-        SELECT r.seq AS _row, t.target_type AS event_type, NULL::VARCHAR AS target_event_id,
-               {', '.join(f'CAST(r.{c} AS VARCHAR) AS {c}' for c in payload)}, {n_assess} AS _n_assessment
-        FROM rows r JOIN targets t ON t.seq = r.seq
-        WHERE r.event_type = 'correction' AND t.target_type IN {_types(CORRECTABLE_TYPES)}
+        SELECT t.seq AS _row, t.target_type AS event_type, NULL::VARCHAR AS target_event_id,
+               {', '.join(f'p.{c}' for c in payload)}, {n_assess} AS _n_assessment
+        FROM targets t JOIN correction_text p ON p.seq = t.seq
+        WHERE t.event_type = 'correction' AND t.target_type IN {_types(CORRECTABLE_TYPES)}
     """).df()
     if len(frame):
         for seq, rule, message in payload_checker(frame):

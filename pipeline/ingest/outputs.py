@@ -140,7 +140,8 @@ def _clean(expr: str) -> str:
 def _truthy(key: str) -> str:
     """The record (read from the delivered text, valid or not) says yes for a key (docs §9.4)."""
     value = f"json_extract_string(r._raw, {lit('$.' + key)})"
-    return f"{_clean(value)} IN ('true', '1', 'yes', 'y')"
+    # or the field as typed: a JSON Lines record naming the field twice reads true if any copy does
+    return f"({_clean(value)} IN ('true', '1', 'yes', 'y') OR coalesce(r.{key}, false))"
 
 
 def signal_rows(con: duckdb.DuckDBPyConnection, staged: StagedFile) -> list[dict[str, Any]]:
@@ -192,12 +193,15 @@ def build_batch(paths: Paths, con: duckdb.DuckDBPyConnection | None, staged: Sta
         for st, n in con.execute(f"SELECT s.status, count(*) FROM rows r JOIN status s ON s.seq = r.seq "
                                  f"WHERE r.file_idx = {staged.file_idx} GROUP BY ALL").fetchall():
             counts[{"accepted": "accepted", "rejected": "rejected", "duplicate": "duplicates"}[st]] = n
+        # rows per rule, as stored: a rejected row's rules as in the quarantine, an accepted event's warnings as
+        # in the event log; a warning on a rejected row (e.g. late_entry) is not counted: nothing was stored
         for rule, n in con.execute(f"""
-            SELECT f.rule, count(DISTINCT f.seq) FROM findings f JOIN rows r ON r.seq = f.seq
-            JOIN status s ON s.seq = f.seq
-            WHERE r.file_idx = {staged.file_idx} AND (s.status = 'rejected' OR f.rule IN {_types_list(WARNINGS)})
-              AND s.status <> 'duplicate'
-            GROUP BY ALL""").fetchall():
+            SELECT rule, count(*) FROM (
+                SELECT unnest(CASE WHEN len(rules) > 0 THEN rules ELSE ['bad_type'] END) AS rule
+                FROM ({_file_rows(staged, 'rejected')})
+                UNION ALL
+                SELECT unnest(warns) FROM ({_file_rows(staged, 'accepted')})
+            ) GROUP BY ALL""").fetchall():
             rule_counts[rule] = n
         if staged.unknown_columns:
             rule_counts["unknown_column"] = 1

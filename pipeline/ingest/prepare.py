@@ -42,8 +42,27 @@ NAIVE_TS_RE = whole(NAIVE_TS_PATTERN)
 ANY_TS_RE = whole(ANY_TS_PATTERN)
 #: per typed kind, the pattern a delivered text must match to be read as that type (DuckDB form)
 TYPED_PATTERNS = {"int": INT_PATTERN, "bool": BOOL_PATTERN, "timestamp": ANY_TS_PATTERN}
+# An e-mail address, internationalised ones too (RFC 6531 / IDNA): jan@müller.de, ёжик@пример.рф, 用户@例子。中国,
+# jan@xn--mller-kva.de. Beyond ASCII, a name character is any character except white space, punctuation and
+# symbols of Latin-1 (U+0080-U+00BF, ×, ÷) and of the blocks below (spaces, General Punctuation, CJK and
+# fullwidth punctuation, ...), so that letters, marks and digits of every script count. The domain is labels
+# separated by a dot (also 。 ． ｡), the last one 2+ letters or a punycode `xn--` label: `pain@night`, `a@b` and
+# `seen @ 3.30pm` are no address. One name character before the @ is enough (the check is a search), which also
+# keeps Python's backtracking search linear on long comments. Spelt only with ASCII classes, \xHH escapes and
+# literal characters (no \w, \d, \s, \b, \p{..} or \uXXXX), so that Python re and RE2 read it alike: pandas
+# runs a GX regex on a string column with Arrow's RE2 or Python's re depending on pattern and data, and DuckDB
+# has RE2 (tests/ingest/test_hostile_input.py checks all three).
+_NOT_NAME = (r"\x00-\xBF\xD7\xF7"  # ASCII (its letters, digits and - are listed separately) and Latin-1 symbols
+             "\u1680\u2000-\u206f\u3000-\u303f\ufe10-\ufe1f\ufe30-\ufe6f\ufeff"
+             "\uff00-\uff0f\uff1a-\uff20\uff3b-\uff40\uff5b-\uff65")  # literal characters, not regex escapes
+_INTL = f"[^{_NOT_NAME}]"  # a name character beyond ASCII
+_LABEL = rf"(?:[A-Za-z0-9-]|{_INTL})+"
+_AT = "[@\ufe6b\uff20]"  # also the small and fullwidth @
+_DOT = "[.\u3002\uff0e\uff61]"
+EMAIL_PATTERN = (rf"(?:[A-Za-z0-9._%+-]|{_INTL}){_AT}{_LABEL}(?:{_DOT}{_LABEL})*"
+                 rf"{_DOT}(?:xn--[A-Za-z0-9-]+|(?:[A-Za-z]|{_INTL}){{2,}})")
 PHI_RES = (
-    r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}",  # e-mail
+    EMAIL_PATTERN,
     r"\+\d(?:[ -]?\d){7,14}",  # international phone: + and 8-15 digits, single spaces/dashes between
     r"\(\d{3}\) \d{3}-\d{4}",  # (ddd) ddd-dddd
     r"\d{3}-\d{3}-\d{4}",  # ddd-ddd-dddd

@@ -10,6 +10,12 @@ A chunk holds only the DTS fields besides these internal columns: any other
 column a site sends, whatever its name (`_row` included), is an unknown column
 (kept in `_raw`, reported as `unknown_column`) and never reaches typing or
 validation, so it cannot collide with an internal name.
+
+One bad record never stops the file: a JSONL line that cannot be read for any reason (not JSON, nested
+too deeply, an integer too long to convert, ...) is marked `_malformed` (row-level bad_type) and the
+other lines are read. A JSON escape of a lone UTF-16 surrogate (backslash-u-d800) decodes to a code
+point that is not a character and cannot be stored as UTF-8: such a line is malformed too, and its
+`_raw` keeps that escape as plain text (its backslash doubled), the only change ever made to a line.
 """
 
 from __future__ import annotations
@@ -18,8 +24,9 @@ import csv
 import gzip
 import io
 import json
+import re
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -78,20 +85,42 @@ def _decode_error(exc: Exception) -> FileRejected:
     return FileRejected("unreadable", f"the file cannot be read: {text.splitlines()[0][:200] if text else exc!r}")
 
 
+def _duckdb_json(table: pa.Table) -> pa.ChunkedArray:
+    names = table.column_names
+    con = duckdb.connect()
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        con.register("chunk", table.rename_columns([f"c{i}" for i in range(len(names))]))
+        pairs = ", ".join(f"{lit(n)}, c{i}" for i, n in enumerate(names))
+        return con.sql(f"SELECT json_object({pairs})::VARCHAR AS _raw FROM chunk").to_arrow_table().column(0)
+    finally:
+        con.close()
+
+
 def _raw_json(table: pa.Table) -> pa.ChunkedArray:
     """Every record as JSON text under the delivered column names (built by DuckDB for speed).
 
     The columns are renamed to positions first and the names only appear as string literals, so no
     column name (`chunk`, `_row`, an empty header cell, ...) can be mistaken for another identifier.
+    A Parquet column DuckDB cannot read (a half float, a 256-bit decimal, a timestamp beyond its range,
+    ...) is kept as Arrow's text of it; one that Arrow cannot write as text either rejects the file.
     """
-    names = table.column_names
-    con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
-    con.register("chunk", table.rename_columns([f"c{i}" for i in range(len(names))]))
-    pairs = ", ".join(f"{lit(n)}, c{i}" for i, n in enumerate(names))
-    raw = con.sql(f"SELECT json_object({pairs})::VARCHAR AS _raw FROM chunk").to_arrow_table().column(0)
-    con.close()
-    return raw
+    try:
+        return _duckdb_json(table)
+    except duckdb.Error:
+        pass
+    columns = []
+    for name, col in zip(table.column_names, table.columns, strict=True):
+        try:
+            _duckdb_json(pa.table({"c": col}))
+        except duckdb.Error:
+            try:
+                col = col.cast(pa.string())
+            except (pa.ArrowException, ValueError) as exc:
+                raise FileRejected("unreadable", f"the file cannot be read: column {name!r} has a type that "
+                                                 f"cannot be read ({col.type})") from exc
+        columns.append(col)
+    return _duckdb_json(pa.Table.from_arrays(columns, names=table.column_names))
 
 
 def _with_raw(text: pa.Table, delivered: pa.Table, first_row: int) -> pa.Table:
@@ -144,7 +173,7 @@ def read_csv(path: Path, fmt: str, shape: FileShape) -> Iterator[pa.Table]:
         for table in _rechunk(iter(reader)):
             yield _with_raw(table, table, row)
             row += table.num_rows
-    except (pa.ArrowInvalid, OSError, EOFError, zlib.error) as exc:
+    except (pa.ArrowInvalid, OSError, EOFError, zlib.error, duckdb.Error) as exc:
         raise _decode_error(exc) from exc
 
 
@@ -167,6 +196,120 @@ def _json_text(value: Any, name: str) -> str | None:
     return json.dumps(value, ensure_ascii=False)
 
 
+# a JSON `\uXXXX` escape: a surrogate pair, or one code unit (group 1); an escaped backslash is skipped whole
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")  # an escape of a surrogate (maybe one of a pair)
+_JSON_U_ESCAPE = re.compile(r"\\\\|\\u(?:[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}|([0-9a-fA-F]{4}))")
+LONE_SURROGATE = (r"line holds a lone UTF-16 surrogate escape (e.g. \ud800), which is not a character; "
+                  r"the raw record keeps it as the text \\ud800")
+
+
+def _escape_lone_surrogates(line: str) -> str:
+    r"""The line with the backslash of every lone surrogate escape doubled (`\ud800` -> `\\ud800`)."""
+    if not _SURROGATE_ESCAPE.search(line):
+        return line
+
+    def plain(m: re.Match[str]) -> str:
+        unit = m.group(1)
+        return "\\" + m.group(0) if unit is not None and 0xD800 <= int(unit, 16) <= 0xDFFF else m.group(0)
+
+    return _JSON_U_ESCAPE.sub(plain, line)
+
+
+def _fields_read_by_duckdb(text: str) -> tuple[dict[str, str | None], list[str]]:
+    """(DTS fields as text, keys) of a JSON object that Python's parser gave up on.
+
+    DuckDB's parser has no nesting limit and reads numbers of any length; ({}, []) if it cannot read
+    the line as an object either. A field whose own value Python cannot read keeps DuckDB's JSON text.
+    """
+    con = duckdb.connect()
+    try:
+        row = con.execute("SELECT json_type(?::JSON), json_keys(?::JSON)", [text, text]).fetchone()
+        if row is None or row[0] != "OBJECT":
+            return {}, []
+        keys: list[str] = list(row[1])
+        fields: dict[str, str | None] = {}
+        for k in dict.fromkeys(keys):
+            if k not in FIELD_BY_NAME:
+                continue
+            got = con.execute("SELECT json_extract(?::JSON, ?)::VARCHAR", [text, f"$.{k}"]).fetchone()
+            value_json = got[0] if got else None
+            try:
+                fields[k] = None if value_json is None else _json_text(json.loads(value_json), k)
+            except Exception:  # the deep or long value itself: its JSON text
+                fields[k] = value_json
+        return fields, keys
+    except Exception:  # DuckDB cannot read it either
+        return {}, []
+    finally:
+        con.close()
+
+
+class _JsonObject(dict[str, Any]):
+    """A JSON object as DuckDB reads it (the first of repeated keys wins), with the repeats kept aside."""
+
+    repeats: list[tuple[str, Any]]
+
+
+def _json_object(pairs: list[tuple[str, Any]]) -> _JsonObject:
+    obj = _JsonObject()
+    obj.repeats = []
+    for key, value in pairs:
+        if key in obj:
+            obj.repeats.append((key, value))
+        else:
+            obj[key] = value
+    return obj
+
+
+def _repeated_fields(obj: _JsonObject, fields: dict[str, Any]) -> str | None:
+    """Why a line that names a DTS field twice is malformed (None if it does not).
+
+    Which of two values the site meant is unknowable, so the line is rejected; a boolean field
+    that says JSON `true` in any of its copies reads as true, so that a red-flag signal still alerts.
+    """
+    repeated = sorted({k for k, _ in obj.repeats if k in FIELD_BY_NAME})
+    for key, value in obj.repeats:
+        if key in FIELD_BY_NAME and FIELD_BY_NAME[key].kind == "bool" and value is True:
+            fields[key] = "true"
+    return f"field(s) given more than once in the line: {', '.join(repeated)}" if repeated else None
+
+
+def _jsonl_record(lineno: int, line: str) -> tuple[dict[str, Any], Iterable[str]]:
+    """(record, its keys) of one line: the DTS fields as text, `_row` and `_raw`.
+
+    Whatever goes wrong reading the line (invalid JSON, nesting too deep for Python's parser, an integer
+    of more than 4,300 digits, ...) makes it `_malformed`: it is rejected on its own. The fields of a
+    JSON object that only Python could not read are still read (by DuckDB), so that the query list
+    names its event_id and a red-flag signal in it still alerts.
+    """
+    text = _escape_lone_surrogates(line)
+    rec: dict[str, Any] = {"_row": lineno, "_raw": text}
+    try:
+        obj = json.loads(text, object_pairs_hook=_json_object)
+        if not isinstance(obj, dict):
+            rec[MALFORMED] = "line is not a JSON object"
+            return rec, []
+        # any key that is not a DTS field is an unknown column, kept in _raw only
+        fields = {k: _json_text(v, k) for k, v in obj.items() if k in FIELD_BY_NAME}
+        keys: Iterable[str] = obj
+        repeated = _repeated_fields(obj, fields) if isinstance(obj, _JsonObject) else None
+        if repeated:
+            rec[MALFORMED] = repeated
+    except json.JSONDecodeError as exc:
+        rec[MALFORMED] = f"line is not valid JSON ({exc.msg})"
+        return rec, []
+    except Exception as exc:  # whatever it is, one line that cannot be read must not stop the file
+        rec[MALFORMED] = ("line is nested too deeply to be read" if isinstance(exc, RecursionError)
+                          else f"line cannot be read ({type(exc).__name__})")
+        fields, keys = _fields_read_by_duckdb(text)
+        rec.update(fields)
+        return rec, keys
+    rec.update(fields)
+    if text != line:
+        rec[MALFORMED] = LONE_SURROGATE
+    return rec, keys
+
+
 def read_jsonl(path: Path, fmt: str, shape: FileShape) -> Iterator[pa.Table]:
     seen_keys: dict[str, None] = {}
     rows: list[dict[str, Any]] = []
@@ -178,17 +321,9 @@ def read_jsonl(path: Path, fmt: str, shape: FileShape) -> Iterator[pa.Table]:
                     line = line.lstrip("\ufeff")
                 if not line.strip():
                     continue
-                rec: dict[str, Any] = {"_row": lineno, "_raw": line}
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    obj, rec[MALFORMED] = None, f"line is not valid JSON ({exc.msg})"
-                if obj is not None and not isinstance(obj, dict):
-                    obj, rec[MALFORMED] = None, "line is not a JSON object"
-                for k, v in (obj or {}).items():
+                rec, keys = _jsonl_record(lineno, line)
+                for k in keys:
                     seen_keys.setdefault(k, None)
-                    if k in FIELD_BY_NAME:  # any other key is an unknown column, kept in _raw only
-                        rec[k] = _json_text(v, k)
                 rows.append(rec)
                 if len(rows) >= CHUNK_ROWS:
                     yield _jsonl_table(rows)
@@ -225,7 +360,7 @@ def read_parquet(path: Path, shape: FileShape) -> Iterator[pa.Table]:
             row += table.num_rows
     except FileRejected:
         raise
-    except (pa.ArrowException, OSError, ValueError) as exc:
+    except (pa.ArrowException, OSError, ValueError, duckdb.Error) as exc:
         raise _decode_error(exc) from exc
 
 

@@ -20,9 +20,11 @@ from pipeline.ingest.discover import LandingFile, file_format
 from pipeline.ingest.gx_validate import RowChecker, merge_results
 from pipeline.ingest.prepare import prepare
 from pipeline.ingest.read import CHUNK_ROWS, FileRejected, FileShape, read_file
-from pipeline.schema import EVENT_SCHEMA, FIELDS
+from pipeline.schema import EVENT_SCHEMA, FIELDS, TYPE_FIELDS
 
 SEQ_STRIDE = 10_000_000_000  # seq = file_idx * SEQ_STRIDE + record number
+#: the payload fields of a correction, kept as delivered text in `correction_text` (crossrow.py checks them)
+CORRECTION_PAYLOAD = tuple(c for c in TYPE_FIELDS["correction"] if c != "target_event_id")
 
 
 @dataclass
@@ -47,6 +49,10 @@ def scratch(path: Path | None, memory_limit: str = "1GB") -> duckdb.DuckDBPyConn
     con.execute(f"""CREATE TABLE IF NOT EXISTS rows (seq BIGINT, file_idx INTEGER, _row BIGINT, _raw VARCHAR,
                     {cols}, content_hash VARCHAR)""")
     con.execute("CREATE TABLE IF NOT EXISTS findings (seq BIGINT, rule VARCHAR, message VARCHAR)")
+    # a correction's payload as the site sent it: typing turns a value that is not of its type into NULL, but
+    # the per-type suites must see the text, as they do for a plain row (present, and echoed in the message)
+    text_cols = ", ".join(f"{c} VARCHAR" for c in CORRECTION_PAYLOAD)
+    con.execute(f"CREATE TABLE IF NOT EXISTS correction_text (seq BIGINT, {text_cols})")
     return con
 
 
@@ -106,6 +112,13 @@ class Stager:
                 self.con.execute(f"INSERT INTO rows SELECT {base} + _row, {file_idx}, _row, _raw, "
                                  f"{', '.join(f.name for f in FIELDS)}, content_hash FROM typed_chunk")
                 self.con.unregister("typed_chunk")
+                corrections = frame[frame["event_type"] == "correction"]
+                if len(corrections):
+                    self.con.register("text_chunk", corrections[["_row", *CORRECTION_PAYLOAD]])
+                    self.con.execute(f"INSERT INTO correction_text SELECT _row, "
+                                     f"{', '.join(f'CAST({c} AS VARCHAR)' for c in CORRECTION_PAYLOAD)} "
+                                     f"FROM text_chunk")
+                    self.con.unregister("text_chunk")
                 staged.received += typed.num_rows
                 self.pending.append((file_idx, frame))
                 self.pending_rows += len(frame)
@@ -149,6 +162,7 @@ def unstage(con: duckdb.DuckDBPyConnection, file_idx: int) -> None:
     lo, hi = file_idx * SEQ_STRIDE, (file_idx + 1) * SEQ_STRIDE
     con.execute(f"DELETE FROM rows WHERE seq >= {lo} AND seq < {hi}")
     con.execute(f"DELETE FROM findings WHERE seq >= {lo} AND seq < {hi}")
+    con.execute(f"DELETE FROM correction_text WHERE seq >= {lo} AND seq < {hi}")
 
 
 assert [f.name for f in FIELDS] == EVENT_SCHEMA.names[: len(FIELDS)]

@@ -133,10 +133,19 @@ def load_suite_dict(name: str) -> dict[str, Any]:
     return data
 
 
+def _visible(text: str) -> str:
+    """JSON text with \\u escapes for characters that do not print or lie beyond General Punctuation.
+
+    A reviewer then sees the code points of the PHI pattern's character classes (spaces, CJK and
+    fullwidth punctuation) while details such as "outside 0–10" stay as they read.
+    """
+    return "".join(c if c == "\n" or (c.isprintable() and ord(c) <= 0x206F) else json.dumps(c)[1:-1] for c in text)
+
+
 def write_suites() -> None:
     for name in SUITE_NAMES:
         text = json.dumps(suite_dict(name), indent=2, ensure_ascii=False) + "\n"
-        (EXPECTATIONS_DIR / f"{name}.json").write_text(text, encoding="utf-8")
+        (EXPECTATIONS_DIR / f"{name}.json").write_text(_visible(text), encoding="utf-8")
 
 
 
