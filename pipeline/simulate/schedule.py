@@ -113,7 +113,7 @@ def treatments(c: Cohort, rng: np.random.Generator) -> Treatments:
     surgery_day = draw(1, 15)
     early = ~cons & (rng.random(n) < 0.92) & (surgery_day < rec)  # recovered before surgery: not operated
     crossover = cons & (rec > 70) & (rng.random(n) < 0.4)  # conservative care failed
-    slots.append(("surgery", early | crossover, np.where(crossover, draw(56, rec - 7), surgery_day)))
+    slots.append(("surgery", early | crossover, np.where(crossover, draw(70, rec - 7), surgery_day)))
     pt_start = np.where(early, surgery_day + draw(7, 15), draw(3, 15))
     pt_sessions = rng.integers(2, 7, size=n)
     pt_any = rng.random(n) < np.where(cons, 0.85, 0.6)
@@ -132,7 +132,9 @@ def treatments(c: Cohort, rng: np.random.Generator) -> Treatments:
     modality = np.asarray([MODALITY[m] for m, _, _ in slots])
     flare_p = np.asarray([FLARE_PROB.get(m, 0.0) for m, _, _ in slots])
     flaring = valid & (days < rec[:, None] - 1) & (rng.random(days.shape) < flare_p)
-    duration = np.where(rng.random(days.shape) < 0.85, rng.integers(1, 8, days.shape), rng.integers(9, 21, days.shape))
+    # an expected flare lasts 1-4 days: with diaries every 2-3 days and the SAP's resolution at the first
+    # diary back at or below one noisy pre-treatment value, longer bumps resolve after day 7 more often than not
+    duration = np.where(rng.random(days.shape) < 0.85, rng.integers(1, 5, days.shape), rng.integers(9, 21, days.shape))
     bump = np.where(flaring, rng.integers(2, 5, days.shape), 0)
     pid, slot = np.nonzero(valid)
     day = days[pid, slot]
