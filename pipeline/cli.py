@@ -184,6 +184,8 @@ def demo(paths: Paths, seed: int, patients: int, faults: bool) -> None:
         raise RunFailed(f"{paths.landing} is not empty; demo needs a fresh landing zone (use --landing)")
     if paths.warehouse.exists() and any(paths.warehouse.iterdir()):
         raise RunFailed(f"{paths.warehouse} is not empty; demo needs a fresh warehouse (use --warehouse)")
+    if paths.study.exists():  # a real study's configuration must never be replaced by the simulated one
+        raise RunFailed(f"{paths.study} exists; demo writes its own study configuration (use --study)")
     simulate_study(paths.landing, paths.study,
                    SimulationOptions(seed=seed, n_patients=patients, faults=faults))
     click.echo(f"simulated {patients} patients into {paths.landing} (study {paths.study})")

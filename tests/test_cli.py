@@ -146,3 +146,13 @@ def test_ingest_from_a_landing_zone_that_does_not_exist_fails_in_one_line(dep: D
     result = CliRunner().invoke(main, ["ingest", "--study", str(dep.paths.study), "--landing",
                                        str(tmp_path / "typo"), "--warehouse", str(dep.paths.warehouse)])
     assert "landing zone" in assert_one_line_failure(result) and "typo" in result.stderr
+
+
+def test_demo_never_replaces_an_existing_study_configuration(tmp_path: Path) -> None:
+    study = tmp_path / "study.toml"
+    study.write_text('study_id = "REAL"\n', encoding="utf-8")
+    result = CliRunner().invoke(main, ["demo", "--study", str(study), "--landing", str(tmp_path / "landing"),
+                                       "--warehouse", str(tmp_path / "warehouse")])
+    assert "study.toml exists" in assert_one_line_failure(result)
+    assert study.read_text(encoding="utf-8") == 'study_id = "REAL"\n'
+    assert not (tmp_path / "landing").exists()
