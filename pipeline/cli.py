@@ -81,15 +81,34 @@ def _parse_as_of(_ctx: click.Context, _param: click.Parameter, value: str | None
     return ts
 
 
+#: the common options (interface.md), accepted before the command (`trialpipe --warehouse w derive`) or after it
+PATH_DEFAULTS = {"study_path": Path("study.toml"), "landing": Path("landing"), "warehouse": Path("warehouse")}
+
+
+def path_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    for name, flag, text in reversed([
+        ("study_path", "--study", "Study configuration (TOML)."),
+        ("landing", "--landing", "Landing zone: one folder per site."),
+        ("warehouse", "--warehouse", "Warehouse: event log, quarantine, trial.duckdb."),
+    ]):
+        fn = click.option(flag, name, type=click.Path(path_type=Path), default=None,
+                          help=f"{text} [default: {PATH_DEFAULTS[name]}]")(fn)
+    return fn
+
+
+def _resolve(ctx: click.Context, name: str, given: Path | None) -> Path:
+    """The option after the command, else the one before it, else the default."""
+    before = ctx.parent.params.get(name) if ctx.parent is not None else None
+    return given or before or PATH_DEFAULTS[name]
+
+
 def common(fn: Callable[..., Any]) -> Callable[..., Any]:
-    @click.option("--study", "study_path", type=click.Path(path_type=Path), default=Path("study.toml"),
-                  show_default=True, help="Study configuration (TOML).")
-    @click.option("--landing", type=click.Path(path_type=Path), default=Path("landing"), show_default=True,
-                  help="Landing zone: one folder per site.")
-    @click.option("--warehouse", type=click.Path(path_type=Path), default=Path("warehouse"), show_default=True,
-                  help="Warehouse: event log, quarantine, trial.duckdb.")
+    @path_options
     @wraps(fn)
-    def wrapper(study_path: Path, landing: Path, warehouse: Path, **kw: Any) -> Any:
+    def wrapper(study_path: Path | None, landing: Path | None, warehouse: Path | None, **kw: Any) -> Any:
+        ctx = click.get_current_context()
+        study_path, landing, warehouse = (_resolve(ctx, n, v) for n, v in
+                                          (("study_path", study_path), ("landing", landing), ("warehouse", warehouse)))
         paths = Paths(study_path, landing, warehouse)
         try:
             return fn(paths=paths, **kw)
@@ -109,7 +128,8 @@ as_of_option = click.option("--as-of", "as_of", callback=_parse_as_of, default=N
 
 @click.group(cls=TrialpipeGroup)
 @click.version_option(package_name="trialpipe")
-def main() -> None:
+@path_options
+def main(study_path: Path | None, landing: Path | None, warehouse: Path | None) -> None:
     """trialpipe: validated, append-only event log and derivations for a multi-site trial."""
 
 

@@ -156,3 +156,15 @@ def test_demo_never_replaces_an_existing_study_configuration(tmp_path: Path) -> 
     assert "study.toml exists" in assert_one_line_failure(result)
     assert study.read_text(encoding="utf-8") == 'study_id = "REAL"\n'
     assert not (tmp_path / "landing").exists()
+
+
+def test_the_common_options_may_come_before_the_command_and_after_it_wins(dep: Deployment, tmp_path: Path) -> None:
+    dep.deliver("NL01", "a.csv", [enrollment("E1")])
+    before = ["--study", str(dep.paths.study), "--landing", str(dep.paths.landing),
+              "--warehouse", str(tmp_path / "elsewhere")]
+    result = CliRunner().invoke(main, [*before, "ingest", "--warehouse", str(dep.paths.warehouse)])
+    assert result.exit_code == 0, result.stderr
+    assert dep.q("SELECT event_id FROM events") == [("E1",)]
+    assert not (tmp_path / "elsewhere").exists()
+    again = CliRunner().invoke(main, [*before[:4], "--warehouse", str(dep.paths.warehouse), "ingest"])
+    assert again.exit_code == 0 and "nothing new" in again.stdout, again.stderr
