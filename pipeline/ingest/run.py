@@ -67,8 +67,8 @@ def ingest(paths: Paths, study: Study, sites: Sequence[str] | None = None, progr
     summary.skipped = len(found) - len(pending)
     for folder, group in groupby(pending, key=lambda x: x[0].site_folder):
         _ingest_folder(paths, study, folder, list(group), ledger, summary, progress)
-    if summary.batches:
-        write_query_lists(paths, study)
+    # every run rewrites them: a run that crashed after its last commit left them out of date
+    write_query_lists(paths, study)
     return summary
 
 

@@ -83,3 +83,12 @@ def test_a_copy_of_another_sites_file_is_read_and_rejected_not_skipped_as_a_file
     dep.deliver("NL01", "b.csv", first.read_bytes())  # the same bytes again in NL01's own folder: a no-op
     (again,) = dep.ingest().batches
     assert again["status"] == "file_duplicate"
+
+
+def test_every_run_rewrites_the_query_lists_even_with_nothing_new(dep: Deployment) -> None:
+    dep.deliver("NL01", "a.csv", [enrollment("E1"), symptom("S1", leg=11)])
+    dep.ingest()
+    listed = dep.paths.queries_dir / "NL01" / "query_list.csv"
+    listed.unlink()  # as if the run had been killed after its last commit, before writing the lists
+    assert dep.ingest().batches == []
+    assert _query_list(dep, "NL01") == [("NL01/a.csv", "2", "S1", "out_of_range")]
