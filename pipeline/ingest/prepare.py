@@ -24,7 +24,8 @@ BOOL_PATTERN = r"[Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee]|1|0"
 ID_PATTERN = r"[A-Za-z0-9_-]{1,64}"
 _DATE = r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
 _DATE_TIME = rf"{_DATE}[T ][0-9]{{2}}:[0-9]{{2}}(?::[0-9]{{2}}(?:\.[0-9]{{1,9}})?)?"
-OFFSET_TS_PATTERN = rf"{_DATE_TIME}(?:Z|z|[+-][0-9]{{2}}:?[0-9]{{2}})"
+# an offset of the world's clocks: -14:00 … +14:00 (a `+25:00` or `+01:60` would move the instant)
+OFFSET_TS_PATTERN = rf"{_DATE_TIME}(?:Z|z|[+-](?:0[0-9]|1[0-4]):?[0-5][0-9])"
 NAIVE_TS_PATTERN = rf"{_DATE}(?:[T ][0-9]{{2}}:[0-9]{{2}}(?::[0-9]{{2}}(?:\.[0-9]{{1,9}})?)?)?"
 ANY_TS_PATTERN = rf"(?:{OFFSET_TS_PATTERN})|(?:{NAIVE_TS_PATTERN})"
 

@@ -144,18 +144,26 @@ def _rechunk(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.Table]:
         yield pa.Table.from_batches(pending)
 
 
+HEADER_BYTES = 1 << 20  # a header row longer than this is not a header
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
 def read_csv(path: Path, fmt: str, shape: FileShape) -> Iterator[pa.Table]:
     try:
         with _open_text_bytes(path, fmt) as fh:
-            first = fh.readline()
-        header_line = first.decode("utf-8").lstrip("\ufeff")
+            first = fh.readline(HEADER_BYTES)
+        # the header ends at the first line break of any kind (a file may end its lines with CR alone)
+        header_line = _LINE_BREAK.split(first.decode("utf-8").lstrip("\ufeff"), maxsplit=1)[0]
     except (OSError, EOFError, zlib.error) as exc:
         raise FileRejected("unreadable", f"the file cannot be read: {exc}") from exc
     except UnicodeDecodeError as exc:
         raise _decode_error(exc) from exc
     if not header_line.strip():
         raise FileRejected("missing_column", "the file has no header row")
-    columns = [c.strip() for c in next(csv.reader(io.StringIO(header_line)))]
+    try:
+        columns = [c.strip() for c in next(csv.reader(io.StringIO(header_line)))]
+    except csv.Error as exc:
+        raise FileRejected("unreadable", f"the header row cannot be read as CSV: {exc}") from exc
     _check_columns(columns, shape)
     source: Any = pa.input_stream(str(path), compression="gzip" if fmt.endswith(".gz") else None)
     try:
@@ -178,8 +186,11 @@ def read_csv(path: Path, fmt: str, shape: FileShape) -> Iterator[pa.Table]:
 
 
 def _json_text(value: Any, name: str) -> str | None:
-    """The text of a JSON value as the DTS reads it (numbers as their text, JSON booleans only)."""
-    if value is None:
+    """The text of a JSON value as the DTS reads it (numbers as their text, JSON booleans only).
+
+    An empty string is no value, as an empty CSV cell is.
+    """
+    if value is None or value == "":
         return None
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -244,6 +255,11 @@ def _fields_read_by_duckdb(text: str) -> tuple[dict[str, str | None], list[str]]
         con.close()
 
 
+def _no_constant(name: str) -> Any:
+    """NaN and Infinity are not JSON (Python's parser would accept them): the line is malformed."""
+    raise ValueError(f"{name} is not a JSON value")
+
+
 class _JsonObject(dict[str, Any]):
     """A JSON object as DuckDB reads it (the first of repeated keys wins), with the repeats kept aside."""
 
@@ -285,7 +301,7 @@ def _jsonl_record(lineno: int, line: str) -> tuple[dict[str, Any], Iterable[str]
     text = _escape_lone_surrogates(line)
     rec: dict[str, Any] = {"_row": lineno, "_raw": text}
     try:
-        obj = json.loads(text, object_pairs_hook=_json_object)
+        obj = json.loads(text, object_pairs_hook=_json_object, parse_constant=_no_constant)
         if not isinstance(obj, dict):
             rec[MALFORMED] = "line is not a JSON object"
             return rec, []
@@ -293,8 +309,11 @@ def _jsonl_record(lineno: int, line: str) -> tuple[dict[str, Any], Iterable[str]
         fields = {k: _json_text(v, k) for k, v in obj.items() if k in FIELD_BY_NAME}
         keys: Iterable[str] = obj
         repeated = _repeated_fields(obj, fields) if isinstance(obj, _JsonObject) else None
+        nested = sorted(k for k, v in obj.items() if k in FIELD_BY_NAME and isinstance(v, dict | list))
         if repeated:
             rec[MALFORMED] = repeated
+        elif nested:
+            rec[MALFORMED] = f"field(s) holding a JSON object or array, not a value: {', '.join(nested)}"
     except json.JSONDecodeError as exc:
         rec[MALFORMED] = f"line is not valid JSON ({exc.msg})"
         return rec, []
@@ -376,8 +395,10 @@ def _as_text(col: pa.ChunkedArray) -> pa.ChunkedArray:
         text = col.cast(pa.string())
         whole_number = pc.match_substring_regex(text, r"^-?[0-9]+$")
         return pc.if_else(whole_number, pc.binary_join_element_wise(text, ".0", ""), text)
-    # naive timestamps become "2026-01-09 09:00:00" (no offset: naive_timestamp), booleans "true"/"false"
-    return col.cast(pa.string())
+    # naive timestamps become "2026-01-09 09:00:00" (no offset: naive_timestamp), booleans "true"/"false";
+    # an empty string is no value, as an empty CSV cell is
+    text = col.cast(pa.string())
+    return pc.if_else(pc.equal(text, ""), pa.scalar(None, pa.string()), text)
 
 
 def read_file(path: Path, fmt: str, shape: FileShape) -> Iterator[pa.Table]:
