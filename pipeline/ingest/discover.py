@@ -63,6 +63,24 @@ def scan(landing: Path) -> list[LandingFile]:
     return sorted(found, key=lambda f: f.relpath)
 
 
+def not_picked_up(landing: Path) -> list[str]:
+    """What sits in a site folder but is never read: subfolders, links and other non-files.
+
+    scan() skips them (links are never followed: a site writes only its own folder); they are
+    listed so that the run summary says so instead of leaving them unseen.
+    """
+    if not landing.is_dir():
+        return []
+    out = []
+    for folder in sorted(landing.iterdir(), key=lambda p: p.name):
+        if folder.is_symlink() or not folder.is_dir() or is_in_progress(folder.name):
+            continue
+        for entry in sorted(folder.iterdir(), key=lambda p: p.name):
+            if not is_in_progress(entry.name) and not stat.S_ISREG(entry.lstat().st_mode):
+                out.append(f"{folder.name}/{entry.name}")
+    return out
+
+
 def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:

@@ -16,7 +16,7 @@ import pandas as pd
 
 from pipeline.config import ConfigError, Paths, Study
 from pipeline.ingest import crossrow
-from pipeline.ingest.discover import LandingFile, Ledger, identify, read_ledger, scan, sha256_of
+from pipeline.ingest.discover import LandingFile, Ledger, identify, not_picked_up, read_ledger, scan, sha256_of
 from pipeline.ingest.gx_validate import RowChecker
 from pipeline.ingest.outputs import build_batch, summarise_findings
 from pipeline.ingest.queries import format_query_list, query_rows_for_validation, write_query_lists
@@ -67,6 +67,7 @@ def ingest(paths: Paths, study: Study, sites: Sequence[str] | None = None, progr
     summary.skipped = len(found) - len(pending)
     for folder, group in groupby(pending, key=lambda x: x[0].site_folder):
         _ingest_folder(paths, study, folder, list(group), ledger, summary, progress)
+    summary.not_read = [e for e in not_picked_up(paths.landing) if sites is None or e.split("/", 1)[0] in sites]
     # every run rewrites them: a run that crashed after its last commit left them out of date
     write_query_lists(paths, study)
     return summary

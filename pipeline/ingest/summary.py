@@ -13,6 +13,7 @@ class IngestSummary:
     batches: list[dict[str, Any]] = field(default_factory=list)
     alerts: list[dict[str, Any]] = field(default_factory=list)
     skipped: int = 0  # landing files (in scope) already in the ledger: same path and bytes
+    not_read: list[str] = field(default_factory=list)  # subfolders and links in site folders (never read)
 
     def total(self, key: str) -> int:
         return sum(int(b.get(key) or 0) for b in self.batches)
@@ -37,11 +38,14 @@ class IngestSummary:
             "by_site": self.by_site(),
             "alerts": [{k: str(v) if v is not None else None for k, v in a.items()} for a in self.alerts],
             "skipped": self.skipped,
+            "not_read": self.not_read,
         }
 
 
 def print_summary(summary: IngestSummary, out: TextIO | None = None) -> None:
     out = out if out is not None else sys.stdout  # looked up now: sys.stdout may have been replaced since import
+    for entry in summary.not_read:
+        out.write(f"NOT READ: {entry} (only files directly in a site folder are read; links are never followed)\n")
     if not summary.batches:
         out.write(f"ingest: nothing new ({summary.skipped} file(s) already ingested)\n")
         return

@@ -74,3 +74,19 @@ def test_an_empty_string_in_parquet_is_no_value(dep: Deployment) -> None:
     dep.ingest()
     assert _accepted(dep) == ["E1", "S1"]
     assert dep.q("SELECT comment, arm FROM events WHERE event_id = 'S1'") == [(None, None)]
+
+
+def test_subfolders_and_links_in_a_site_folder_are_named_as_not_read(dep: Deployment) -> None:
+    import os
+
+    from pipeline.ingest.summary import print_summary
+
+    real = dep.deliver("NL01", "a.csv", [enrollment("E1")])
+    dep.deliver("NL01", "sub/b.csv", [symptom("S1")])
+    os.symlink(real, dep.paths.landing / "NL01" / "link.csv")
+    summary = dep.ingest()
+    assert summary.not_read == ["NL01/link.csv", "NL01/sub"]
+    out = io.StringIO()
+    print_summary(summary, out)
+    assert "NOT READ: NL01/sub (only files directly in a site folder are read" in out.getvalue()
+    assert _accepted(dep) == ["E1"]
