@@ -9,6 +9,11 @@ derivation can see (motor decline, new bilateral symptoms, paresthesia spread).
 | task | calls |
 |---|---|
 | `derive_tables` | `pipeline.derive.api.derive(paths, study)` |
+| `notify_red_flags` | `pipeline.notify.notify_red_flags(paths, study)`: mails every alert not yet notified |
+
+`notify_red_flags` runs after `derive_tables` whether it succeeded or not
+(`trigger_rule="all_done"`), and fails when alerts are pending and no recipient
+or SMTP host is configured.
 
 Asset events that the scheduler finds together are folded into one run, and
 runs never overlap (`max_active_runs=1`); each rebuilds from the whole log.
@@ -26,6 +31,7 @@ On success it emits the Asset `trialpipe_derived_tables`.
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from airflow.sdk import dag, task
 
@@ -54,7 +60,18 @@ def derive_outcomes() -> None:
         paths = paths_from_env()
         return derive(paths, load_study(paths.study)).describe()
 
-    derive_tables()
+    @task(trigger_rule="all_done")
+    def notify_red_flags() -> dict[str, Any]:
+        """Mail every red-flag alert not yet notified (derive-time alerts among them); fail if it cannot."""
+        from pipeline.config import load_study, paths_from_env
+        from pipeline.notify import notify_red_flags as notify
+
+        paths = paths_from_env()
+        result = notify(paths, load_study(paths.study))
+        print(result.describe())
+        return result.to_dict()
+
+    derive_tables() >> notify_red_flags()
 
 
 derive_outcomes()

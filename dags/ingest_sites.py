@@ -11,11 +11,21 @@ then announce the new state of the event log as the Asset
 | `find_sites` | `pipeline.ingest.discover.sites_with_new_files` |
 | `ingest_site` (one per site) | `pipeline.ingest.run.ingest(paths, study, sites=[site])` |
 | `announce_event_log` | emits the Asset event; its extra counts files, alerts and rows per site |
+| `notify_red_flags` | `pipeline.notify.notify_red_flags(paths, study)`: mails every alert not yet notified |
+| `check_sites_ingested` | fails, without retrying, when a site task failed |
 
 **Red flags.** Ingest raises the red-flag alerts itself, in this run, also for
 rows it rejects (DTS §5 "Safety first"); they are in the `alerts` table, and
 listed in the task's log, as soon as `ingest_site` has finished, before any
-derivation.
+derivation. `notify_red_flags` then mails every alert not yet notified, in one
+message, to `TRIALPIPE_ALERT_EMAIL_TO`; it fails when alerts are pending and no
+recipient or SMTP host is configured.
+
+**A failing site stops no other.** `announce_event_log` and `notify_red_flags`
+run once every site task has finished, whether it succeeded or not
+(`trigger_rule="all_done"`): the sites that were ingested are announced and
+their alerts mailed. `check_sites_ingested` then turns the run red when a site
+task failed (or `find_sites` did).
 
 **Retries are safe.** A file is identified by the SHA-256 of its bytes and is
 ingested once, and alerts are kept one per (site, patient, event_id, flag): a retried or
@@ -85,20 +95,53 @@ def ingest_sites() -> None:
         print_summary(summary)
         return summary.to_dict()
 
-    @task(outlets=[EVENT_LOG])
+    @task(outlets=[EVENT_LOG], trigger_rule="all_done")
     def announce_event_log(summaries: list[dict[str, Any]], *, outlet_events: Any = None) -> dict[str, Any]:
-        """Tell the scheduler that the event log changed (this schedules derive_outcomes)."""
+        """Tell the scheduler that the event log changed (this schedules derive_outcomes).
+
+        Runs when every site task has finished, also after a failed one: the sites that were ingested
+        are announced. A failed site task left no summary (the sequence holds only the stored ones).
+        Skipped when no site task succeeded: no Asset event, no derivation.
+        """
+        from airflow.sdk.exceptions import AirflowSkipException
+
         extra: dict[str, Any] = {"files": 0, "alerts": 0, "by_site": {}}
+        found = 0
         for i in range(len(summaries)):  # by index: iterating past the end logs a spurious "XCom not found"
             summary = summaries[i]
+            if not isinstance(summary, dict):
+                continue
+            found += 1
             extra["files"] += len(summary["batches"])
             extra["alerts"] += len(summary["alerts"])
             extra["by_site"].update(summary["by_site"])
+        if not found:
+            raise AirflowSkipException("no site task succeeded: nothing to announce")
         outlet_events[EVENT_LOG].extra = extra
         return extra
 
+    @task(trigger_rule="all_done")
+    def notify_red_flags() -> dict[str, Any]:
+        """Mail every red-flag alert not yet notified (also after a failed site task); fail if it cannot."""
+        from pipeline.config import load_study, paths_from_env
+        from pipeline.notify import notify_red_flags as notify
+
+        paths = paths_from_env()
+        result = notify(paths, load_study(paths.study))
+        print(result.describe())
+        return result.to_dict()
+
+    @task(trigger_rule="one_failed")
+    def check_sites_ingested() -> None:
+        """Turn the run red (no retry) when a site task failed; the other sites went ahead regardless."""
+        from airflow.sdk.exceptions import AirflowFailException
+
+        raise AirflowFailException("a site task failed (its log says why); the other sites were ingested, "
+                                   "announced and their red flags mailed")
+
     summaries = ingest_site.expand(site=find_sites())
     announce_event_log(summaries)  # type: ignore[arg-type]  # an XComArg, resolved at run time
+    summaries >> [notify_red_flags(), check_sites_ingested()]
 
 
 ingest_sites()

@@ -214,6 +214,19 @@ def demo(paths: Paths, seed: int, patients: int, faults: bool) -> None:
 
 @main.command()
 @common
+def notify(paths: Paths) -> None:
+    """Mail every red-flag alert not yet notified, in one message (TRIALPIPE_ALERT_EMAIL_TO, TRIALPIPE_SMTP_HOST)."""
+    from pipeline.notify import NotificationError, notify_red_flags
+
+    try:
+        result = notify_red_flags(paths, load_study(paths.study))
+    except NotificationError as exc:
+        raise RunFailed(str(exc)) from exc
+    click.echo(result.describe())
+
+
+@main.command()
+@common
 @click.argument("file", type=click.Path(path_type=Path, exists=True, dir_okay=False))
 @click.option("--site", required=True, help="The site the file is delivered for.")
 def validate(paths: Paths, file: Path, site: str) -> None:

@@ -96,6 +96,11 @@ class Paths:
         return self.warehouse / "batches"
 
     @property
+    def notifications_dir(self) -> Path:
+        """Append-only notification ledger: which alert was mailed to whom, when (pipeline.notify)."""
+        return self.warehouse / "notifications"
+
+    @property
     def staging_dir(self) -> Path:
         return self.warehouse / ".staging"
 

@@ -18,7 +18,9 @@ import pytest
 
 from pipeline.config import Paths, load_study
 from pipeline.simulate import SimulationOptions, simulate_study
+from pipeline.store.warehouse import dataset_sql
 from tests.dags.conftest import BIN, DAGS
+from tests.smtp_sink import SmtpSink, smtp_sink
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -97,7 +99,16 @@ def cli_warehouse(cli_run: tuple[Paths, subprocess.Popen[bytes]]) -> Paths:
 
 
 @pytest.fixture(scope="module")
-def dag_warehouse(study: Path, airflow_db: Path, cli_run: Any) -> Iterator[Paths]:
+def mail() -> Iterator[SmtpSink]:
+    """The red-flag mail goes to an SMTP sink on loopback (unconfigured, notify_red_flags fails the run)."""
+    with smtp_sink() as sink, pytest.MonkeyPatch.context() as env:
+        for name, value in sink.env().items():
+            env.setenv(name, value)
+        yield sink
+
+
+@pytest.fixture(scope="module")
+def dag_warehouse(study: Path, airflow_db: Path, cli_run: Any, mail: SmtpSink) -> Iterator[Paths]:
     paths = paths_for(study, "dag-warehouse")
     folders = sorted(p.name for p in paths.landing.iterdir())  # the simulated sites and an unregistered one
     assert len(folders) > len(OPTIONS.site_ids) >= 3
@@ -150,6 +161,15 @@ def test_dag_runs_build_the_same_tables_as_trialpipe_run(cli_warehouse: Paths, d
         for col in lags:  # recorded → ingested, in hours: equal up to the seconds between the two runs
             assert ((have[col] - want[col]).abs().fillna(0) < 0.1).all(), f"{name}.{col}"
     assert len(got["events"]) > 0 and len(got["quarantine"]) > 0
+
+
+def test_every_alert_of_the_dag_runs_was_mailed(dag_warehouse: Paths, mail: SmtpSink) -> None:
+    from pipeline.notify import notified_ids, pending_alerts
+
+    assert pending_alerts(dag_warehouse) == []
+    alerts = duckdb.connect().execute(f"SELECT alert_id FROM ({dataset_sql(dag_warehouse, 'alerts')})").fetchall()
+    assert alerts and notified_ids(dag_warehouse) == {r[0] for r in alerts}
+    assert mail.messages and all("red-flag alert(s)" in m.subject for m in mail.messages)
 
 
 def test_outcome_report_writes_the_reports_and_the_query_lists(dag_warehouse: Paths) -> None:

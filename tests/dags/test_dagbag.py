@@ -65,6 +65,18 @@ def test_ingest_maps_one_task_per_site_and_announces_the_event_log(dagbag: Any) 
     assert list(derive.timetable.asset_condition.objects) == [event_log]
 
 
+def test_a_failing_site_blocks_neither_the_announcement_nor_the_red_flag_mail(dagbag: Any) -> None:
+    """all_done: run once every site task finished, failed or not; one_failed: the run still turns red."""
+    ingest = dagbag.dags["ingest_sites"]
+    rules = {t.task_id: t.trigger_rule for t in ingest.tasks if t.upstream_task_ids == {"ingest_site"}}
+    assert rules == {"announce_event_log": "all_done", "notify_red_flags": "all_done",
+                     "check_sites_ingested": "one_failed"}
+    derive = dagbag.dags["derive_outcomes"]
+    notify = derive.get_task("notify_red_flags")
+    assert notify.upstream_task_ids == {"derive_tables"} and notify.trigger_rule == "all_done"
+    assert not notify.downstream_task_ids and not ingest.get_task("notify_red_flags").downstream_task_ids
+
+
 @pytest.mark.parametrize(("dag_id", "cron"), [
     ("ingest_sites", "*/5 * * * *"),
     ("outcome_report", "0 6 * * 1"),

@@ -31,6 +31,7 @@ from pipeline.config import Paths
 from pipeline.simulate import SimulationOptions, SimulationResult, simulate_study
 from pipeline.store.warehouse import dataset_sql, writer_lock
 from tests.dags.conftest import DEPLOY
+from tests.smtp_sink import SmtpSink, smtp_sink
 
 ENABLED = os.environ.get("CI", "").lower() == "true" or os.environ.get("TRIALPIPE_SCHEDULER_TESTS") == "1"
 pytestmark = [
@@ -81,7 +82,14 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalAirflow]:
+def sink() -> Iterator[SmtpSink]:
+    """The red-flag mail goes here (unconfigured, notify_red_flags would fail the run)."""
+    with smtp_sink() as s:
+        yield s
+
+
+@pytest.fixture(scope="module")
+def airflow(tmp_path_factory: pytest.TempPathFactory, sink: SmtpSink) -> Iterator[LocalAirflow]:
     root = tmp_path_factory.mktemp("scheduler")
     paths = Paths(root / "study.toml", root / "landing", root / "warehouse")
     simulated = simulate_study(paths.landing, paths.study, OPTIONS)
@@ -93,6 +101,7 @@ def airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalAirflow]:
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",  # only what the test unpauses runs
         "TRIALPIPE_STUDY": str(paths.study), "TRIALPIPE_LANDING": str(paths.landing),
         "TRIALPIPE_WAREHOUSE": str(paths.warehouse), "TRIALPIPE_VENV": str(Path(sys.executable).parent.parent),
+        **sink.env(),
     })
     log = root / "airflow-local.log"
     with open(log, "wb") as out:
