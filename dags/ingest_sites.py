@@ -123,13 +123,9 @@ def ingest_sites() -> None:
     @task(trigger_rule="all_done")
     def notify_red_flags() -> dict[str, Any]:
         """Mail every red-flag alert not yet notified (also after a failed site task); fail if it cannot."""
-        from pipeline.config import load_study, paths_from_env
-        from pipeline.notify import notify_red_flags as notify
+        from pipeline.notify import notify_task
 
-        paths = paths_from_env()
-        result = notify(paths, load_study(paths.study))
-        print(result.describe())
-        return result.to_dict()
+        return notify_task()
 
     @task(trigger_rule="one_failed")
     def check_sites_ingested() -> None:

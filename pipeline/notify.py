@@ -240,3 +240,13 @@ def notify_red_flags(paths: Paths, study: Study, env: Mapping[str, str] | None =
             f"{len(ids)} red-flag alert(s) were mailed to {', '.join(accepted)}, but the SMTP server refused "
             f"{', '.join(refused)}: check {ENV_TO}")
     return NotifyResult(ids, unvalidated, accepted, str(msg["Subject"]))
+
+
+def notify_task() -> dict[str, Any]:
+    """The body of the DAGs' `notify_red_flags` tasks: the deployment's study from the environment."""
+    from pipeline.config import load_study, paths_from_env
+
+    paths = paths_from_env()
+    result = notify_red_flags(paths, load_study(paths.study))
+    print(result.describe())
+    return result.to_dict()
