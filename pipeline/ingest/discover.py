@@ -30,7 +30,7 @@ class LandingFile:
 
 
 def is_in_progress(name: str) -> bool:
-    return name.startswith(".") or name.endswith((".tmp", ".part"))
+    return name.startswith(".") or name.lower().endswith((".tmp", ".part"))  # `.PART` is still being written
 
 
 def file_format(name: str) -> str | None:

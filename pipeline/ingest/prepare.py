@@ -62,14 +62,17 @@ _AT = "[@\ufe6b\uff20]"  # also the small and fullwidth @
 _DOT = "[.\u3002\uff0e\uff61]"
 EMAIL_PATTERN = (rf"(?:[A-Za-z0-9._%+-]|{_INTL}){_AT}{_LABEL}(?:{_DOT}{_LABEL})*"
                  rf"{_DOT}(?:xn--[A-Za-z0-9-]+|(?:[A-Za-z]|{_INTL}){{2,}})")
+# a digit, the same in every engine (Python's \d takes every script's digits, RE2's only ASCII): ASCII,
+# Arabic-Indic, Extended Arabic-Indic and fullwidth digits
+_D = "[0-9\u0660-\u0669\u06f0-\u06f9\uff10-\uff19]"
 PHI_RES = (
     EMAIL_PATTERN,
-    r"\+\d(?:[ -]?\d){7,14}",  # international phone: + and 8-15 digits, single spaces/dashes between
-    r"\(\d{3}\) \d{3}-\d{4}",  # (ddd) ddd-dddd
-    r"\d{3}-\d{3}-\d{4}",  # ddd-ddd-dddd
-    r"\d{3}\.\d{3}\.\d{4}",  # ddd.ddd.dddd
-    r"\d{10,}",  # 10+ consecutive digits
-    r"\d{3}-\d{2}-\d{4}",  # US SSN
+    rf"\+{_D}(?:[ -]?{_D}){{7,14}}",  # international phone: + and 8-15 digits, single spaces/dashes between
+    rf"\({_D}{{3}}\) {_D}{{3}}-{_D}{{4}}",  # (ddd) ddd-dddd
+    rf"{_D}{{3}}-{_D}{{3}}-{_D}{{4}}",  # ddd-ddd-dddd
+    rf"{_D}{{3}}\.{_D}{{3}}\.{_D}{{4}}",  # ddd.ddd.dddd
+    rf"{_D}{{10,}}",  # 10+ consecutive digits
+    rf"{_D}{{3}}-{_D}{{2}}-{_D}{{4}}",  # US SSN
 )
 
 

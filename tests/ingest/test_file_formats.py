@@ -90,3 +90,13 @@ def test_subfolders_and_links_in_a_site_folder_are_named_as_not_read(dep: Deploy
     print_summary(summary, out)
     assert "NOT READ: NL01/sub (only files directly in a site folder are read" in out.getvalue()
     assert _accepted(dep) == ["E1"]
+
+
+def test_a_phone_number_in_arabic_indic_or_fullwidth_digits_is_phi_and_in_progress_names_ignore_case(
+        dep: Deployment) -> None:
+    dep.deliver("NL01", "a.csv", [enrollment("E1"), symptom("S1", comment="call +٣١٦١٢٣٤٥٦٧٨"),
+                                  symptom("S2", comment="tel ０１２３４５６７８９")])
+    dep.deliver("NL01", "b.csv.PART", b"event_id,event_type\nS3,sympt")  # still being written: not read
+    dep.ingest()
+    assert _rejected(dep) == {"S1": ["phi_in_comment"], "S2": ["phi_in_comment"]}
+    assert [b for (b,) in dep.q("SELECT source_file FROM batches")] == ["NL01/a.csv"]
