@@ -37,9 +37,8 @@ import pyarrow as pa
 from filelock import FileLock
 
 from pipeline.config import Paths, Study
-from pipeline.read_sql import sql_literal
 from pipeline.store.files import atomic_write_parquet
-from pipeline.store.warehouse import dataset_sql
+from pipeline.store.warehouse import dataset_sql, parquet_sql
 
 ENV_TO = "TRIALPIPE_ALERT_EMAIL_TO"
 ENV_FROM = "TRIALPIPE_ALERT_EMAIL_FROM"
@@ -118,10 +117,7 @@ class NotifyResult:
 
 
 def _ledger_sql(paths: Paths) -> str:
-    root = paths.notifications_dir.resolve()
-    if not any(root.glob("*.parquet")):
-        return "SELECT CAST(NULL AS VARCHAR) AS alert_id WHERE false"
-    return f"SELECT alert_id FROM read_parquet({sql_literal(str(root / '*.parquet'))}, union_by_name = true)"
+    return parquet_sql(paths.notifications_dir.resolve(), "*.parquet", NOTIFICATION_SCHEMA)
 
 
 def notified_ids(paths: Paths) -> set[str]:

@@ -116,6 +116,8 @@ TYPE_FIELDS: dict[str, tuple[str, ...]] = {
     # once the target is looked up, so every base payload field is allowed.
     "correction": ("target_event_id", *(f.name for f in PAYLOAD if f.name != "target_event_id")),
 }
+#: the corrected event a correction carries: its payload fields (all but target_event_id)
+CORRECTION_PAYLOAD: tuple[str, ...] = tuple(c for c in TYPE_FIELDS["correction"] if c != "target_event_id")
 TYPE_REQUIRED: dict[str, tuple[str, ...]] = {
     "enrollment": ("arm", "age_years", "affected_side"),
     "symptom_report": ("leg_pain_nrs", "back_pain_nrs", "pain_extent", "paresthesia"),

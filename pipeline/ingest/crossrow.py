@@ -26,7 +26,7 @@ import pandas as pd
 
 from pipeline.read_sql import sql_literal as lit
 from pipeline.rules import names
-from pipeline.schema import CORRECTABLE_TYPES, RETRACTABLE_TYPES, TYPE_FIELDS
+from pipeline.schema import CORRECTABLE_TYPES, CORRECTION_PAYLOAD, RETRACTABLE_TYPES, TYPE_FIELDS
 
 REJECTING = names("row_rejected")
 ENROLL, BASE, AMEND = ("enrollment",), ("symptom_report", "assessment", "treatment", "red_flag", "withdrawal"), (
@@ -181,11 +181,10 @@ def _target_rules(con: duckdb.DuckDBPyConnection, payload_checker: PayloadChecke
     # a correction carries the complete corrected event: validate it as an event of the target's type, from the
     # text the site sent (`correction_text`), so that it gets exactly the findings of a plain row of that type
     # with the same text (a value that failed typing is still present: field_not_allowed, not missing_required)
-    payload = [c for c in TYPE_FIELDS["correction"] if c != "target_event_id"]
     n_assess = " + ".join(f"(p.{c} IS NOT NULL)::INTEGER" for c in TYPE_FIELDS["assessment"])
     frame = con.execute(f"""
         SELECT t.seq AS _row, t.target_type AS event_type, NULL::VARCHAR AS target_event_id,
-               {', '.join(f'p.{c}' for c in payload)}, {n_assess} AS _n_assessment
+               {', '.join(f'p.{c}' for c in CORRECTION_PAYLOAD)}, {n_assess} AS _n_assessment
         FROM targets t JOIN correction_text p ON p.seq = t.seq
         WHERE t.event_type = 'correction' AND t.target_type IN {_types(CORRECTABLE_TYPES)}
     """).df()

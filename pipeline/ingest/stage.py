@@ -20,11 +20,9 @@ from pipeline.ingest.discover import LandingFile, file_format
 from pipeline.ingest.gx_validate import RowChecker, merge_results
 from pipeline.ingest.prepare import prepare
 from pipeline.ingest.read import CHUNK_ROWS, FileRejected, FileShape, read_file
-from pipeline.schema import EVENT_SCHEMA, FIELDS, TYPE_FIELDS
+from pipeline.schema import CORRECTION_PAYLOAD, EVENT_SCHEMA, FIELDS
 
 SEQ_STRIDE = 10_000_000_000  # seq = file_idx * SEQ_STRIDE + record number
-#: the payload fields of a correction, kept as delivered text in `correction_text` (crossrow.py checks them)
-CORRECTION_PAYLOAD = tuple(c for c in TYPE_FIELDS["correction"] if c != "target_event_id")
 
 
 @dataclass

@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 from pipeline.config import Paths
 from pipeline.store.crash import crashpoint
 from pipeline.store.files import atomic_write_bytes, atomic_write_parquet, fsync_dir
-from pipeline.store.warehouse import BATCH_SCHEMA
+from pipeline.store.warehouse import BATCH_SCHEMA, committed_batch_ids
 
 SAFE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
@@ -73,10 +73,6 @@ def commit(paths: Paths, batch: Batch) -> None:
     ledger = pa.Table.from_pylist([batch.ledger], schema=BATCH_SCHEMA)
     atomic_write_parquet(ledger, paths.batches_dir / f"{batch.batch_id}.parquet")
     crashpoint("after_ledger")
-
-
-def committed_batch_ids(paths: Paths) -> set[str]:
-    return {p.stem for p in paths.batches_dir.glob("*.parquet")} if paths.batches_dir.exists() else set()
 
 
 def recover(paths: Paths) -> list[Path]:

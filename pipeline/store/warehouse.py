@@ -105,15 +105,26 @@ def empty_select(schema: pa.Schema) -> str:
     return f"SELECT {cols} WHERE false"
 
 
-def _read(root: Path, name: str) -> str:
-    pattern, schema = DATASETS[name]
+def _select_parquet(source: str, schema: pa.Schema) -> str:
+    """The schema's columns from read_parquet(source): a glob or a list, as SQL text."""
+    cols = ", ".join(f.name for f in schema)
+    return f"SELECT {cols} FROM read_parquet({source}, union_by_name = true, hive_partitioning = false)"
+
+
+def parquet_sql(root: Path, pattern: str, schema: pa.Schema) -> str:
+    """SQL for the Parquet files matching `pattern` under `root`; typed even when there are none."""
     if not any(root.glob(pattern)):
         return empty_select(schema)
-    cols = ", ".join(f.name for f in schema)
-    return (
-        f"SELECT {cols} FROM read_parquet({sql_literal(str(root / pattern))}, "
-        "union_by_name = true, hive_partitioning = false)"
-    )
+    return _select_parquet(sql_literal(str(root / pattern)), schema)
+
+
+def _read(root: Path, name: str) -> str:
+    return parquet_sql(root, *DATASETS[name])
+
+
+def committed_batch_ids(paths: Paths) -> set[str]:
+    """The batches with a ledger record (the commit point): every data file is named after its batch."""
+    return {p.stem for p in paths.batches_dir.glob("*.parquet")} if paths.batches_dir.exists() else set()
 
 
 def dataset_sql(paths: Paths, name: str) -> str:
@@ -142,14 +153,11 @@ def snapshot_sql(paths: Paths, name: str) -> str:
     snapshot for one derivation; views that must follow the log use `dataset_sql`.
     """
     pattern, schema = DATASETS[name]
-    root = paths.warehouse.resolve()
-    committed = {p.stem for p in (root / "batches").glob("*.parquet")}
-    files = sorted(str(p) for p in root.glob(pattern) if p.stem in committed)
+    committed = committed_batch_ids(paths)
+    files = sorted(str(p) for p in paths.warehouse.resolve().glob(pattern) if p.stem in committed)
     if not files:
         return empty_select(schema)
-    cols = ", ".join(f.name for f in schema)
-    listed = ", ".join(sql_literal(f) for f in files)
-    return f"SELECT {cols} FROM read_parquet([{listed}], union_by_name = true, hive_partitioning = false)"
+    return _select_parquet("[" + ", ".join(sql_literal(f) for f in files) + "]", schema)
 
 
 def events_sql(paths: Paths, as_of: datetime | None = None) -> str:
