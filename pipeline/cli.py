@@ -210,6 +210,11 @@ def demo(paths: Paths, seed: int, patients: int, faults: bool) -> None:
                    SimulationOptions(seed=seed, n_patients=patients, faults=faults))
     click.echo(f"simulated {patients} patients into {paths.landing} (study {paths.study})")
     _run_all(paths)
+    from pipeline.derive.api import export as run_export
+
+    for fmt in ("xpt", "dataset-json"):  # the ADaM datasets, as statisticians load them
+        for path in run_export(paths, load_study(paths.study), fmt=fmt, out=paths.warehouse / "export" / "adam"):
+            click.echo(str(path))
 
 
 @main.command()
@@ -239,10 +244,14 @@ def validate(paths: Paths, file: Path, site: str) -> None:
 @main.command()
 @common
 @as_of_option
-@click.option("--format", "fmt", type=click.Choice(["csv", "parquet"]), required=True)
+@click.option("--format", "fmt", type=click.Choice(["csv", "parquet", "xpt", "dataset-json"]), required=True)
 @click.option("--out", type=click.Path(path_type=Path), required=True)
 def export(paths: Paths, as_of: datetime | None, fmt: str, out: Path) -> None:
-    """Write every derived table, then events, quarantine and alerts, as <table>.csv or <table>.parquet."""
+    """Write every derived table, then events, quarantine and alerts, as <table>.csv or <table>.parquet.
+
+    xpt (SAS transport v5) and dataset-json (CDISC Dataset-JSON v1.1) write the ADaM datasets
+    ADSL, ADEFF and ADTTE and adam_metadata.csv instead.
+    """
     from pipeline.derive.api import export as run_export
 
     for path in run_export(paths, load_study(paths.study), fmt=fmt, out=out, as_of=as_of):

@@ -12,7 +12,7 @@ import duckdb
 from pipeline.config import Paths, Study
 from pipeline.derive.alerts import derived_alerts
 from pipeline.derive.build import Sources, build_tables
-from pipeline.derive.export import write_log_tables, write_tables
+from pipeline.derive.export import write_export
 from pipeline.store.alerts import append_alerts
 from pipeline.store.warehouse import configure, connect, writer_lock
 
@@ -70,12 +70,13 @@ def derive_in_memory(paths: Paths, study: Study, as_of: datetime | None = None) 
 
 
 def export(paths: Paths, study: Study, fmt: str, out: Path, as_of: datetime | None = None) -> list[Path]:
-    """Write every derived table, then events, quarantine and alerts, as <out>/<table>.csv or .parquet.
+    """Write every derived table, then events, quarantine and alerts, as <out>/<table>.csv or .parquet;
+    or, as xpt or dataset-json, the ADaM datasets and adam_metadata.csv.
 
     The tables are derived afresh from the event log; with `as_of` everything is cut at that instant.
     """
     con = derive_in_memory(paths, study, as_of)
     try:
-        return write_tables(con, Path(out), fmt) + write_log_tables(con, paths, Path(out), fmt, as_of)
+        return write_export(con, paths, study, Path(out), fmt, as_of)
     finally:
         con.close()

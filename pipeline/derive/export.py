@@ -1,5 +1,8 @@
 """Write derived tables as CSV or Parquet, deterministically (sorted rows, stable bytes).
 
+`--format xpt` and `--format dataset-json` write the CDISC ADaM datasets instead
+(pipeline/derive/adam), from the same derivation and as-of cut.
+
 `trialpipe export` also writes the stored tables events, quarantine and alerts
 (interface.md, Warehouse), cut at the same as-of instant as the derivation.
 
@@ -11,18 +14,21 @@ applied inside DuckDB so that big tables stream to disk.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
 
-from pipeline.config import Paths
+from pipeline.config import Paths, Study
+from pipeline.derive.adam.write import ADAM_FORMATS, write_adam
 from pipeline.derive.build import TABLE_KEYS
 from pipeline.read_sql import sql_literal
 from pipeline.store.warehouse import dataset_sql
 from pipeline.textsafe import FORMULA_TRIGGERS
 
 FORMATS = ("csv", "parquet")
+#: what `trialpipe export --format` takes: the tables as CSV or Parquet, or the ADaM datasets
+EXPORT_FORMATS = FORMATS + ADAM_FORMATS
 
 #: the stored tables written besides the derived ones: the relation each is read from in the
 #: derivation's connection (build._prepare's views, already cut at the as-of instant) and its sort key
@@ -93,3 +99,11 @@ def write_log_tables(con: duckdb.DuckDBPyConnection, paths: Paths, out: Path, fm
     con.execute(f"create or replace temp view export_alerts as {alerts}")
     return _write_sorted(con, [(relation, out / f"{name}.{fmt}", keys)
                                for name, (relation, keys) in LOG_TABLES.items()], fmt)
+
+
+def write_export(con: duckdb.DuckDBPyConnection, paths: Paths, study: Study, out: Path, fmt: str,
+                 as_of: datetime | None = None) -> list[Path]:
+    """What `trialpipe export` writes from a derivation in `con`: the tables, or the ADaM datasets."""
+    if fmt in ADAM_FORMATS:
+        return write_adam(con, study.study_id, out, fmt, created=datetime.now(UTC))
+    return write_tables(con, out, fmt) + write_log_tables(con, paths, out, fmt, as_of)
