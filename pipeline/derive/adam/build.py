@@ -42,13 +42,18 @@ def build_adam(con: duckdb.DuckDBPyConnection, study_id: str) -> dict[str, pa.Ta
     con.executemany("insert into adam_params values (?, ?, ?)", [list(p) for p in params()])
     con.execute(f"create or replace temp table adam_effective as {_sql('effective')}")
     tables: dict[str, pa.Table] = {}
-    for ds in datasets():
-        name = ds.name.lower()
-        con.execute(f"create or replace temp table {name} as {_sql(name)}")
-        got = tuple(str(r[0]) for r in con.execute(f"describe {name}").fetchall())
-        if got != ds.names:
-            raise AssertionError(f"{name}.sql gives {got}, variables.csv says {ds.names}")
-        tables[ds.name] = con.execute(f"select * from {name} order by {_order_by(ds)}").to_arrow_table()
+    ((previous,),) = con.execute("select current_setting('preserve_insertion_order')").fetchall()
+    con.execute("set preserve_insertion_order = true")  # the sorted order must reach the files
+    try:
+        for ds in datasets():
+            name = ds.name.lower()
+            con.execute(f"create or replace temp table {name} as {_sql(name)}")
+            got = tuple(str(r[0]) for r in con.execute(f"describe {name}").fetchall())
+            if got != ds.names:
+                raise AssertionError(f"{name}.sql gives {got}, variables.csv says {ds.names}")
+            tables[ds.name] = con.sql(f"select * from {name} order by {_order_by(ds)}").to_arrow_table()
+    finally:
+        con.execute(f"set preserve_insertion_order = {bool(previous)}")
     _check_unique(tables["ADSL"])
     return tables
 
