@@ -5,6 +5,8 @@ A lock lives in <warehouse>/datalocks/<name>/:
                          and every locked table file with its SHA-256 and row count
   manifest.json.sha256   the SHA-256 of manifest.json (sha256sum format)
   tables/<table>.csv|parquet   the derived tables as of the cutoff, rows sorted by key
+  tables/adam/                 the ADaM datasets as of the cutoff (XPT, Dataset-JSON, adam_metadata.csv),
+                               their creation instant the cutoff, so that re-deriving gives the same bytes
 
 Verification re-derives as of the cutoff and compares the bytes.
 """
@@ -25,6 +27,7 @@ from typing import Any
 import duckdb
 
 from pipeline.config import Paths, Study
+from pipeline.derive.adam.write import ADAM_FORMATS, write_adam
 from pipeline.derive.api import derive_in_memory
 from pipeline.derive.export import FORMATS, write_tables
 from pipeline.read_sql import sql_literal
@@ -81,7 +84,11 @@ def _ingested_at(files: list[Path], bound: str) -> datetime | None:
 def _write_locked_tables(paths: Paths, study: Study, cutoff: datetime, out: Path) -> list[Path]:
     con = derive_in_memory(paths, study, cutoff)
     try:
-        return [p for fmt in FORMATS for p in write_tables(con, out, fmt)]
+        written = [p for fmt in FORMATS for p in write_tables(con, out, fmt)]
+        for fmt in ADAM_FORMATS:  # adam_metadata.csv comes with each format: listed once
+            adam = write_adam(con, study.study_id, out / "adam", fmt, created=cutoff)
+            written += [p for p in adam if p not in written]
+        return written
     finally:
         con.close()
 

@@ -27,7 +27,10 @@ def test_a_fresh_lock_verifies(locked: Paths) -> None:
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["cutoff"] == INGESTED.isoformat()
     assert [f["path"] for f in manifest["files"]] == ["batches/b1.parquet", "events/site=S1/b1.parquet"]
-    assert len(manifest["tables"]) == 2 * 9
+    adam = sorted(["tables/adam/adam_metadata.csv"] + [f"tables/adam/{d}.{x}" for d in ("adsl", "adeff", "adtte")
+                                                       for x in ("json", "xpt")])
+    assert len(manifest["tables"]) == 2 * 9 + len(adam)  # the derived tables as CSV and Parquet; the ADaM files
+    assert sorted(t["path"] for t in manifest["tables"] if t["path"].startswith("tables/adam/")) == adam
     assert verify_lock(locked, STUDY, "interim-1") == []
 
 
@@ -75,3 +78,13 @@ def test_unknown_or_bad_lock_names(locked: Paths) -> None:
     assert "must be" in verify_lock(locked, STUDY, "../x")[0]
     with pytest.raises(LockError):
         create_lock(locked, STUDY, "../escape")
+
+
+def test_a_changed_adam_file_is_found_and_re_deriving_reproduces_the_others(locked: Paths) -> None:
+    # issue 13: the ADaM datasets are locked like the tables (their creation instant is the cutoff)
+    folder = locked.warehouse / "datalocks" / "interim-1" / "tables" / "adam"
+    data = bytearray((folder / "adtte.xpt").read_bytes())
+    data[-1] ^= 1
+    (folder / "adtte.xpt").write_bytes(bytes(data))
+    # re-deriving as of the cutoff reproduces every file of the manifest, the ADaM ones byte for byte
+    assert verify_lock(locked, STUDY, "interim-1") == ["locked table tables/adam/adtte.xpt changed (SHA-256 differs)"]
