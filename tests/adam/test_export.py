@@ -77,3 +77,15 @@ def test_the_metadata_table_lists_every_variable_with_its_written_length(paths: 
 def test_an_unknown_format_is_still_refused_in_one_line(paths: Paths, tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["export", "--format", "sas7bdat", "--out", str(tmp_path)])
     assert result.exit_code == 2 and "'sas7bdat' is not one of 'csv', 'parquet', 'xpt', 'dataset-json'" in result.stderr
+
+
+@pytest.mark.slow
+def test_the_demo_writes_the_adam_datasets_under_the_warehouse(tmp_path: Path) -> None:
+    where = ["--study", str(tmp_path / "study.toml"), "--landing", str(tmp_path / "landing"),
+             "--warehouse", str(tmp_path / "warehouse")]
+    result = CliRunner().invoke(main, ["demo", "--patients", "6", "--no-faults", *where])
+    assert result.exit_code == 0, (result.stdout, result.stderr)
+    adam = tmp_path / "warehouse" / "export" / "adam"
+    assert sorted(p.name for p in adam.iterdir()) == sorted(
+        ["adam_metadata.csv"] + [f"{d}.{x}" for d in ("adsl", "adeff", "adtte") for x in ("xpt", "json")])
+    assert len(by_pyreadstat(dataset("ADSL"), adam / "adsl.xpt")[0]) == 6
