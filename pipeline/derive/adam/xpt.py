@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyreadstat
 
 from pipeline.derive.adam.build import XPT_MAX_CHAR, AdamError
@@ -33,8 +34,8 @@ def char_lengths(table: pa.Table, ds: Dataset) -> dict[str, int]:
     lengths = {}
     for v in ds.variables:
         if v.type == "Char":
-            values = table.column(v.name).to_pylist()
-            lengths[v.name] = max([1, *(len(s.encode("utf-8")) for s in values if s is not None)])
+            longest = pc.max(pc.binary_length(table.column(v.name))).as_py()
+            lengths[v.name] = max(1, longest or 0)
     return lengths
 
 
@@ -44,7 +45,7 @@ def to_frame(table: pa.Table, ds: Dataset) -> pd.DataFrame:
     for v in ds.variables:
         values = table.column(v.name)
         if v.type == "Char":
-            columns[v.name] = pd.Series(["" if s is None else s for s in values.to_pylist()], dtype=object)
+            columns[v.name] = pd.Series(pc.fill_null(values, "").to_numpy(zero_copy_only=False), dtype=object)
         elif v.data_type == "datetime":
             series = values.to_pandas()
             columns[v.name] = pd.to_datetime(series, utc=True).dt.tz_convert(None).astype("datetime64[us]")
