@@ -89,3 +89,10 @@ def test_the_demo_writes_the_adam_datasets_under_the_warehouse(tmp_path: Path) -
     assert sorted(p.name for p in adam.iterdir()) == sorted(
         ["adam_metadata.csv"] + [f"{d}.{x}" for d in ("adsl", "adeff", "adtte") for x in ("xpt", "json")])
     assert len(by_pyreadstat(dataset("ADSL"), adam / "adsl.xpt")[0]) == 6
+
+
+def test_the_command_line_offers_every_export_format() -> None:
+    from pipeline.derive.export import EXPORT_FORMATS
+
+    option = next(p for p in main.commands["export"].params if p.name == "fmt")
+    assert tuple(option.type.choices) == EXPORT_FORMATS  # type: ignore[attr-defined]
