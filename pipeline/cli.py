@@ -215,14 +215,24 @@ def demo(paths: Paths, seed: int, patients: int, faults: bool) -> None:
 @main.command()
 @common
 def notify(paths: Paths) -> None:
-    """Mail every red-flag alert not yet notified, in one message (TRIALPIPE_ALERT_EMAIL_TO, TRIALPIPE_SMTP_HOST)."""
-    from pipeline.notify import NotificationError, notify_red_flags
+    """Mail every red-flag alert not yet notified, in one message (TRIALPIPE_ALERT_EMAIL_TO, TRIALPIPE_SMTP_HOST).
 
+    Then each site contact (contact_email in study.toml) whose query list gained new queries.
+    """
+    from pipeline.notify import NotificationError, notify_red_flags, notify_sites
+
+    study = load_study(paths.study)
     try:
-        result = notify_red_flags(paths, load_study(paths.study))
+        result = notify_red_flags(paths, study)
     except NotificationError as exc:
         raise RunFailed(str(exc)) from exc
     click.echo(result.describe())
+    try:
+        sites = notify_sites(paths, study)
+    except NotificationError as exc:
+        raise RunFailed(str(exc)) from exc
+    if sites.mailed or sites.resent:
+        click.echo(sites.describe())
 
 
 @main.command()
