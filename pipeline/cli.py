@@ -162,12 +162,24 @@ def derive(paths: Paths, as_of: datetime | None) -> None:
 @common
 @as_of_option
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Directory for the reports.")
-def report(paths: Paths, as_of: datetime | None, out: Path | None) -> None:
+@click.option("--mail", is_flag=True,
+              help="Then mail them with a summary to TRIALPIPE_REPORT_EMAIL_TO (once per ISO week).")
+def report(paths: Paths, as_of: datetime | None, out: Path | None, mail: bool) -> None:
     """Write the outcome report and the data-quality report."""
     from pipeline.report.api import write_reports
 
-    for path in write_reports(paths, load_study(paths.study), out=out, as_of=as_of):
+    study = load_study(paths.study)
+    written = write_reports(paths, study, out=out, as_of=as_of)
+    for path in written:
         click.echo(str(path))
+    if mail:
+        from pipeline.notify import NotificationError
+        from pipeline.notify.reports import mail_reports
+
+        try:
+            click.echo(mail_reports(paths, study, written, as_of=as_of).describe())
+        except NotificationError as exc:
+            raise RunFailed(str(exc)) from exc
 
 
 def _run_all(paths: Paths) -> None:

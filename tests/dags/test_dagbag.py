@@ -18,6 +18,7 @@ WRITERS = {
     ("derive_outcomes", "derive_tables"),
     ("outcome_report", "write_outcome_report"),
     ("outcome_report", "write_query_lists"),
+    ("outcome_report", "mail_reports"),
 }
 
 
