@@ -84,3 +84,35 @@ def test_report_mail_without_recipients_names_the_variable(tmp_path: Path, sink:
     assert not sink.messages
     mail_reports(paths, STUDY, written, env=sink.env())
     assert len(sink.messages) == 1
+
+
+STUDY_TOML = """study_id = "SCIATICA-01"
+arms = ["surgery", "conservative"]
+[[sites]]
+id = "NL01"
+[[sites]]
+id = "NL02"
+[[sites]]
+id = "NL03"
+"""
+
+
+def test_cli_report_mail_mails_once_and_fails_in_one_line_without_recipients(tmp_path: Path, sink: SmtpSink) -> None:
+    from click.testing import CliRunner
+
+    from pipeline.cli import main
+
+    paths = make_warehouse(tmp_path, sample_tables())
+    paths.study.write_text(STUDY_TOML)
+    where = ["--study", str(paths.study), "--landing", str(paths.landing), "--warehouse", str(paths.warehouse)]
+    no_team = {k: v for k, v in sink.env().items() if k != ENV_REPORT_TO}
+    failed = CliRunner().invoke(main, ["report", "--mail", *where], env=no_team)
+    assert failed.exit_code == 1 and len(failed.stderr.splitlines()) == 1
+    assert failed.stderr.startswith("trialpipe: the report of ") and ENV_REPORT_TO in failed.stderr
+    assert (paths.reports_dir / "outcome_report.html").exists() and not sink.messages  # written, not mailed
+    ok = CliRunner().invoke(main, ["report", "--mail", *where], env=sink.env())
+    assert ok.exit_code == 0, ok.stderr
+    assert ok.stdout.splitlines()[-1].startswith("report mail: the report of ")
+    assert f"mailed to {STUDY_TEAM}" in ok.stdout and len(sink.messages) == 1
+    again = CliRunner().invoke(main, ["report", "--mail", *where], env=sink.env())
+    assert again.exit_code == 0 and "was mailed before; nothing sent" in again.stdout and len(sink.messages) == 1
