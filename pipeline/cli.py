@@ -234,17 +234,19 @@ def notify(paths: Paths) -> None:
     from pipeline.notify import NotificationError, notify_red_flags, notify_sites
 
     study = load_study(paths.study)
+    errors = []  # the sites get their mail even when the red flags could not be mailed; red flags first
     try:
-        result = notify_red_flags(paths, study)
+        click.echo(notify_red_flags(paths, study).describe())
     except NotificationError as exc:
-        raise RunFailed(str(exc)) from exc
-    click.echo(result.describe())
+        errors.append(str(exc))
     try:
         sites = notify_sites(paths, study)
+        if sites.mailed or sites.resent:
+            click.echo(sites.describe())
     except NotificationError as exc:
-        raise RunFailed(str(exc)) from exc
-    if sites.mailed or sites.resent:
-        click.echo(sites.describe())
+        errors.append(str(exc))
+    if errors:
+        raise RunFailed("; ".join(errors))
 
 
 @main.command()
