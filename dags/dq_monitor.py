@@ -8,14 +8,18 @@ rejection rate jumped.
 | task | calls |
 |---|---|
 | `check_sites` | `pipeline.report.dq.dq_monitor(paths, study, now=<end of the run's interval>)` |
+| `mail_data_manager` | `pipeline.notify.dq.notify_dq_flags(paths, study, status)`: mails each new flag |
 | `flag_sites` | fails, without retrying, when a site is flagged; its log names the sites |
 
-A flagged site turns the day's run red: that is the signal for the data
-manager (and for Airflow's failure notifications, where configured). The run
-is green again once the site delivers or its rejections fall back.
+`mail_data_manager` mails `TRIALPIPE_DQ_EMAIL_TO` which site is flagged, why (silent for N days, or a
+rejection rate of X % against Y %) and since when, once per flag (notification ledger); unset while a
+site is flagged, it fails naming the variable. A flagged site also turns the day's run red
+(`flag_sites` runs whatever the mail did). The run is green again once the site delivers or its
+rejections fall back.
 
 **Retries are safe.** The check reads only the batch ledger (Parquet files
-written once, atomically) and stores nothing; `now` is the end of the run's
+written once, atomically) and stores nothing; the mail is recorded in the notification ledger, so a
+retry sends nothing twice; `now` is the end of the run's
 data interval, so a re-run of an old day gives that day's answer. As it never
 opens `trial.duckdb`, it needs no slot of the pool `trialpipe_writer`.
 """
@@ -66,7 +70,21 @@ def dq_monitor() -> None:
         if status["silent_sites"] or status["rejection_jumps"]:
             raise AirflowFailException(status["description"])
 
-    flag_sites(check_sites())  # type: ignore[arg-type]  # an XComArg, resolved at run time
+    @task
+    def mail_data_manager(data_interval_end: datetime | None = None) -> dict[str, Any]:
+        """Mail the data manager each flag not mailed before (the same check, at the same instant)."""
+        from pipeline.config import load_study, paths_from_env
+        from pipeline.notify.dq import notify_dq_flags
+        from pipeline.report.dq import dq_monitor as run_dq_monitor
+
+        paths = paths_from_env()
+        study = load_study(paths.study)
+        result = notify_dq_flags(paths, study, run_dq_monitor(paths, study, now=data_interval_end))
+        print(result.describe())
+        return {"mailed": [f.item_id for f in result.mailed]}
+
+    status = check_sites()
+    status >> mail_data_manager() >> flag_sites.override(trigger_rule="all_done")(status)  # type: ignore[arg-type]
 
 
 dq_monitor()

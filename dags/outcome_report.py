@@ -9,14 +9,20 @@ message).
 | task | calls |
 |---|---|
 | `write_outcome_report` | `pipeline.report.api.write_reports(paths, study)` |
-| `write_query_lists` | `pipeline.ingest.queries.write_query_lists(paths, study)` |
+| `write_query_lists` | `pipeline.ingest.queries.write_query_lists(paths, study)` (also each site's outbox) |
+| `mail_reports` | `pipeline.notify.reports.mail_reports(paths, study, written, period=<ISO week of the run>)` |
+
+`mail_reports` mails the outcome report and the data-quality dashboard (PDF, or the HTML without
+Chromium) with a plain-text summary to `TRIALPIPE_REPORT_EMAIL_TO`, once per ISO week; unset, it fails
+the run with a message naming the variable (the reports are written all the same).
 
 The report reads the derived tables that `derive_outcomes` keeps current.
 
-**Retries are safe.** Both tasks overwrite their own files and store no events
-or alerts.
+**Retries are safe.** The writing tasks overwrite their own files and store no events
+or alerts; the mail is recorded in the notification ledger, so a retry or a re-run of the week sends
+nothing twice.
 
-**One writer.** Both tasks open `trial.duckdb`, which DuckDB locks against every
+**One writer.** The three tasks open `trial.duckdb`, which DuckDB locks against every
 other process while one writes, so they run in the pool `trialpipe_writer`
 (1 slot).
 
@@ -25,7 +31,8 @@ Output: `<warehouse>/reports/` and `<warehouse>/queries/<site>/`.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 from airflow.sdk import dag, task
 
@@ -63,7 +70,22 @@ def outcome_report() -> None:
         paths = paths_from_env()
         return [str(p) for p in write_lists(paths, load_study(paths.study))]
 
-    write_outcome_report()
+    @task(pool=WRITER_POOL)
+    def mail_reports(written: list[str], data_interval_end: datetime | None = None) -> dict[str, Any]:
+        """The reports and their summary to the study team, once per ISO week."""
+        from pathlib import Path
+
+        from pipeline.config import load_study, paths_from_env
+        from pipeline.notify.reports import mail_reports as mail
+        from pipeline.notify.reports import period_of
+
+        paths = paths_from_env()
+        period = None if data_interval_end is None else period_of(data_interval_end)
+        result = mail(paths, load_study(paths.study), [Path(p) for p in written], period=period)
+        print(result.describe())
+        return {"period": result.period, "recipients": list(result.recipients), "already": result.already}
+
+    mail_reports(write_outcome_report())  # type: ignore[arg-type]  # an XComArg, resolved at run time
     write_query_lists()
 
 

@@ -17,6 +17,9 @@
 #   TRIALPIPE_WAREHOUSE  warehouse: event log, trial.duckdb, reports        (default: ./warehouse)
 #   TRIALPIPE_VENV       the environment whose bin/ holds airflow           (default: <repo>/.venv)
 #   TRIALPIPE_DEMO_PATIENTS  patients of the demo study simulated when there is no study file (default: 120)
+#   TRIALPIPE_SMTP_HOST  a real SMTP server; unset, a local catcher (aiosmtpd on 127.0.0.1) takes every
+#                        message and saves it under $AIRFLOW_HOME/mail/new/, one file per message
+#   TRIALPIPE_LOCAL_SMTP_PORT  port of that catcher                         (default: 8025)
 #
 # Without a study file (and with an empty landing zone) it first simulates a demo study into them.
 # Stop with Ctrl-C: every component is stopped with it.
@@ -75,6 +78,23 @@ fi
 mkdir -p "$TRIALPIPE_LANDING" "$TRIALPIPE_WAREHOUSE" "$AIRFLOW_HOME"
 say "study $TRIALPIPE_STUDY, landing zone $TRIALPIPE_LANDING, warehouse $TRIALPIPE_WAREHOUSE"
 
+# --- the mail catcher -------------------------------------------------------------------------------
+# The DAGs mail red flags, reports, data-quality flags and site queries, and fail loudly when there is
+# no SMTP server. Locally, without one, a catcher takes each message into a Maildir, so the schedule runs
+# green and shows what each role would receive. The recipients are placeholders; set them to try others.
+mail_dir=""
+if [[ -z "${TRIALPIPE_SMTP_HOST:-}" ]]; then
+    mail_dir="$AIRFLOW_HOME/mail"
+    mkdir -p "$mail_dir/tmp" "$mail_dir/new" "$mail_dir/cur"  # a Maildir (aiosmtpd creates none in an existing folder)
+    export TRIALPIPE_SMTP_HOST=127.0.0.1 TRIALPIPE_SMTP_PORT="${TRIALPIPE_LOCAL_SMTP_PORT:-8025}"
+    export TRIALPIPE_ALERT_EMAIL_TO="${TRIALPIPE_ALERT_EMAIL_TO:-physician@localhost}"
+    export TRIALPIPE_REPORT_EMAIL_TO="${TRIALPIPE_REPORT_EMAIL_TO:-study-team@localhost}"
+    export TRIALPIPE_DQ_EMAIL_TO="${TRIALPIPE_DQ_EMAIL_TO:-data-manager@localhost}"
+    export TRIALPIPE_ALERT_EMAIL_FROM="${TRIALPIPE_ALERT_EMAIL_FROM:-trialpipe@localhost}"
+    say "no TRIALPIPE_SMTP_HOST: mail goes to a local catcher on 127.0.0.1:$TRIALPIPE_SMTP_PORT," \
+        "saved under $mail_dir/new/"
+fi
+
 # --- metadata DB and the writer pool ----------------------------------------------------------------
 say "AIRFLOW_HOME $AIRFLOW_HOME: migrating the metadata DB"
 if ! airflow db migrate >"$AIRFLOW_HOME/db-migrate.log" 2>&1; then
@@ -88,6 +108,7 @@ airflow pools import "$repo/deploy/pools.json" >/dev/null
 # which then stops each component by its pid: a scheduler stops its LocalExecutor workers itself, and
 # workers that get the signal too can leave it waiting for them.
 pids=()  # api-server, scheduler, dag-processor, triggerer
+catcher=()  # the mail catcher, when there is one: stopped last
 stop_one() {
     # SIGTERM; again after 10 s (a scheduler then stops the tasks it waits for: retries are safe); then SIGKILL
     local pid=$1
@@ -114,6 +135,7 @@ stop() {
         fi
     done
     if ((${#waiting[@]})); then wait "${waiting[@]}" 2>/dev/null || true; fi
+    if ((${#catcher[@]})); then stop_one "${catcher[0]}"; fi
 }
 trap stop EXIT
 trap 'stop; exit 130' INT TERM
@@ -127,6 +149,11 @@ start() {
 }
 
 set -m
+if [[ -n "$mail_dir" ]]; then
+    python -m aiosmtpd -n -l "127.0.0.1:$TRIALPIPE_SMTP_PORT" -c aiosmtpd.handlers.Mailbox "$mail_dir" \
+        > >(prefix mail-catcher) 2>&1 &
+    catcher=("$!")
+fi
 start api-server airflow api-server --host 127.0.0.1 --port "$port"
 start scheduler airflow scheduler --skip-serve-logs
 start dag-processor airflow dag-processor
@@ -157,7 +184,7 @@ fi
 
 # Stop everything as soon as one component ends.
 while true; do
-    for pid in "${pids[@]}"; do
+    for pid in "${pids[@]}" "${catcher[@]}"; do
         if ! kill -0 "$pid" 2>/dev/null; then
             say "a component stopped (pid $pid); stopping the others"
             exit 1

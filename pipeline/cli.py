@@ -162,12 +162,24 @@ def derive(paths: Paths, as_of: datetime | None) -> None:
 @common
 @as_of_option
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Directory for the reports.")
-def report(paths: Paths, as_of: datetime | None, out: Path | None) -> None:
+@click.option("--mail", is_flag=True,
+              help="Then mail them with a summary to TRIALPIPE_REPORT_EMAIL_TO (once per ISO week).")
+def report(paths: Paths, as_of: datetime | None, out: Path | None, mail: bool) -> None:
     """Write the outcome report and the data-quality report."""
     from pipeline.report.api import write_reports
 
-    for path in write_reports(paths, load_study(paths.study), out=out, as_of=as_of):
+    study = load_study(paths.study)
+    written = write_reports(paths, study, out=out, as_of=as_of)
+    for path in written:
         click.echo(str(path))
+    if mail:
+        from pipeline.notify import NotificationError
+        from pipeline.notify.reports import mail_reports
+
+        try:
+            click.echo(mail_reports(paths, study, written, as_of=as_of).describe())
+        except NotificationError as exc:
+            raise RunFailed(str(exc)) from exc
 
 
 def _run_all(paths: Paths) -> None:
@@ -220,14 +232,26 @@ def demo(paths: Paths, seed: int, patients: int, faults: bool) -> None:
 @main.command()
 @common
 def notify(paths: Paths) -> None:
-    """Mail every red-flag alert not yet notified, in one message (TRIALPIPE_ALERT_EMAIL_TO, TRIALPIPE_SMTP_HOST)."""
-    from pipeline.notify import NotificationError, notify_red_flags
+    """Mail every red-flag alert not yet notified, in one message (TRIALPIPE_ALERT_EMAIL_TO, TRIALPIPE_SMTP_HOST).
 
+    Then each site contact (contact_email in study.toml) whose query list gained new queries.
+    """
+    from pipeline.notify import NotificationError, notify_red_flags, notify_sites
+
+    study = load_study(paths.study)
+    errors = []  # the sites get their mail even when the red flags could not be mailed; red flags first
     try:
-        result = notify_red_flags(paths, load_study(paths.study))
+        click.echo(notify_red_flags(paths, study).describe())
     except NotificationError as exc:
-        raise RunFailed(str(exc)) from exc
-    click.echo(result.describe())
+        errors.append(str(exc))
+    try:
+        sites = notify_sites(paths, study)
+        if sites.mailed or sites.resent:
+            click.echo(sites.describe())
+    except NotificationError as exc:
+        errors.append(str(exc))
+    if errors:
+        raise RunFailed("; ".join(errors))
 
 
 @main.command()

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+
+#: one plain address: no display name, no list, nothing that could add a mail header
+EMAIL = re.compile(r"[A-Za-z0-9._%+'-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*")
 
 
 class ConfigError(ValueError):
@@ -15,6 +19,7 @@ class ConfigError(ValueError):
 class Site:
     id: str
     name: str = ""
+    contact_email: str = ""  # optional: mailed when the site's query list gains new queries (pipeline.notify)
 
 
 @dataclass(frozen=True)
@@ -26,6 +31,7 @@ class Study:
     max_file_bytes: int = 2_147_483_648
     clock_skew_minutes: int = 5
     silent_site_days: int = 7
+    outbox: str = "outbox"  # per-site outbox (query lists, data-quality summary), relative to the study file
 
     @property
     def site_ids(self) -> tuple[str, ...]:
@@ -38,7 +44,8 @@ def parse_study(text: str) -> Study:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"study configuration is not valid TOML: {exc}") from exc
     try:
-        sites = tuple(Site(id=str(s["id"]), name=str(s.get("name", ""))) for s in raw.get("sites", []))
+        sites = tuple(Site(id=str(s["id"]), name=str(s.get("name", "")),
+                           contact_email=str(s.get("contact_email", "")).strip()) for s in raw.get("sites", []))
         study = Study(
             study_id=str(raw["study_id"]),
             arms=tuple(str(a) for a in raw["arms"]),
@@ -47,6 +54,7 @@ def parse_study(text: str) -> Study:
             max_file_bytes=int(raw.get("max_file_bytes", 2_147_483_648)),
             clock_skew_minutes=int(raw.get("clock_skew_minutes", 5)),
             silent_site_days=int(raw.get("silent_site_days", 7)),
+            outbox=str(raw.get("outbox", "outbox")),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ConfigError(f"study configuration is missing or has a bad key: {exc}") from exc
@@ -59,6 +67,11 @@ def parse_study(text: str) -> Study:
         # site ids become folder names: never let one escape the landing zone
         if not sid or not all(c.isalnum() or c in "-_" for c in sid):
             raise ConfigError(f"site id {sid!r} must be letters, digits, '-' or '_'")
+    for site in study.sites:
+        if site.contact_email and not EMAIL.fullmatch(site.contact_email):
+            raise ConfigError(f"site {site.id}: contact_email {site.contact_email!r} is not one e-mail address")
+    if not study.outbox.strip():
+        raise ConfigError("study configuration: outbox must name a folder")
     return study
 
 
@@ -125,6 +138,18 @@ class Paths:
     @property
     def reports_dir(self) -> Path:
         return self.warehouse / "reports"
+
+
+def outbox_dir(paths: Paths, study: Study) -> Path:
+    """The study's outbox: `outbox` of study.toml, relative to the study file; never inside the landing zone.
+
+    Ingest reads every folder of the landing zone, and must never read what it wrote for the sites.
+    """
+    root = (paths.study.parent / study.outbox).resolve()
+    landing = paths.landing.resolve()
+    if root == landing or root.is_relative_to(landing) or landing.is_relative_to(root):
+        raise ConfigError(f"outbox {root} must lie outside the landing zone {landing} (study.toml key outbox)")
+    return root
 
 
 def paths_from_env(environ: dict[str, str] | None = None) -> Paths:

@@ -1,20 +1,26 @@
-"""A tiny real SMTP server on loopback for the notification tests (no mock of smtplib).
+"""A real SMTP server on loopback for the notification tests: aiosmtpd (no mock of smtplib).
 
-It speaks enough of RFC 5321 for smtplib: EHLO/HELO, MAIL, RCPT, DATA, RSET, NOOP, QUIT. Every message it
-accepts is kept in `messages`. `refuse` names recipients it answers 550; `fail_data` makes it answer 554
-to the end of DATA (the message is then not accepted).
+Every message the server accepts is kept in `messages`, parsed on demand. `refuse` names recipients
+it answers 550 to; `fail_data` makes it answer 554 to the end of DATA (the message is then not accepted).
+`pytest` fixtures use `smtp_sink()`; DAG tests point the mail variables at it with `env()`.
 """
 
 from __future__ import annotations
 
 import email
 import email.policy
-import socketserver
-import threading
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email.message import EmailMessage
+from typing import Any
+
+from aiosmtpd.controller import Controller
+
+PHYSICIANS = "physician@example.org,safety@example.org"
+STUDY_TEAM = "team@example.org"
+DATA_MANAGER = "dm@example.org"
 
 
 @dataclass
@@ -34,10 +40,23 @@ class Received:
         return str(self.message["Subject"])
 
     @property
+    def message_id(self) -> str:
+        return str(self.message["Message-ID"])
+
+    @property
     def body(self) -> str:
         part = self.message.get_body(("plain",))
         assert part is not None
         return str(part.get_content())  # type: ignore[attr-defined]
+
+    def attachments(self) -> dict[str, tuple[str, bytes]]:
+        """file name → (content type, bytes)."""
+        out = {}
+        for part in self.message.iter_attachments():
+            payload = part.get_payload(decode=True)
+            assert isinstance(payload, bytes)
+            out[str(part.get_filename())] = (part.get_content_type(), payload)
+        return out
 
 
 @dataclass
@@ -48,76 +67,50 @@ class SmtpSink:
     refuse: set[str] = field(default_factory=set)
     fail_data: bool = False
 
-    def env(self, to: str = "physician@example.org,safety@example.org") -> dict[str, str]:
+    def env(self, to: str = PHYSICIANS) -> dict[str, str]:
         return {"TRIALPIPE_ALERT_EMAIL_TO": to, "TRIALPIPE_ALERT_EMAIL_FROM": "trialpipe@example.org",
+                "TRIALPIPE_REPORT_EMAIL_TO": STUDY_TEAM, "TRIALPIPE_DQ_EMAIL_TO": DATA_MANAGER,
                 "TRIALPIPE_SMTP_HOST": self.host, "TRIALPIPE_SMTP_PORT": str(self.port)}
 
+    def to(self, address: str) -> list[Received]:
+        return [m for m in self.messages if address in m.rcpt_to]
 
-def _address(arg: str) -> str:
-    start, end = arg.find("<"), arg.find(">")
-    return arg[start + 1:end] if 0 <= start < end else arg.split(":", 1)[-1].strip()
+    def distinct(self) -> dict[str, Received]:
+        """Messages by Message-ID: a message handed over twice (a resend after a kill) counts once."""
+        return {m.message_id: m for m in self.messages}
 
 
-def _handler(sink: SmtpSink) -> type[socketserver.StreamRequestHandler]:
-    class Handler(socketserver.StreamRequestHandler):
-        def reply(self, line: str) -> None:
-            self.wfile.write(line.encode() + b"\r\n")
-            self.wfile.flush()
+class _Handler:
+    def __init__(self, sink: SmtpSink) -> None:
+        self.sink = sink
 
-        def handle(self) -> None:
-            self.reply("220 sink ESMTP")
-            mail_from, rcpts = "", list[str]()
-            while raw := self.rfile.readline():
-                line = raw.decode("utf-8", "replace").rstrip("\r\n")
-                verb, _, arg = line.partition(" ")
-                verb = verb.upper()
-                if verb == "EHLO":
-                    self.reply("250-sink")
-                    self.reply("250 8BITMIME")
-                elif verb == "HELO":
-                    self.reply("250 sink")
-                elif verb == "MAIL":
-                    mail_from, rcpts = _address(arg), []
-                    self.reply("250 OK")
-                elif verb == "RCPT":
-                    address = _address(arg)
-                    if address in sink.refuse:
-                        self.reply("550 no such user")
-                    else:
-                        rcpts.append(address)
-                        self.reply("250 OK")
-                elif verb == "DATA":
-                    self.reply("354 end with <CRLF>.<CRLF>")
-                    lines = []
-                    while (data := self.rfile.readline()) not in (b".\r\n", b".\n", b""):
-                        lines.append(data[1:] if data.startswith(b"..") else data)
-                    if sink.fail_data:
-                        self.reply("554 transaction failed")
-                    else:
-                        sink.messages.append(Received(mail_from, rcpts, b"".join(lines)))
-                        self.reply("250 OK queued")
-                elif verb in ("RSET", "NOOP"):
-                    self.reply("250 OK")
-                elif verb == "QUIT":
-                    self.reply("221 bye")
-                    return
-                else:
-                    self.reply("502 command not implemented")
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
+                          rcpt_options: list[str]) -> str:
+        if address in self.sink.refuse:
+            return "550 no such user"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
-    return Handler
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.sink.fail_data:
+            return "554 transaction failed"
+        self.sink.messages.append(Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
+        return "250 OK queued"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 @contextmanager
 def smtp_sink() -> Iterator[SmtpSink]:
-    """A running sink on a free loopback port."""
-    sink = SmtpSink()
-    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _handler(sink))
-    server.daemon_threads = True
-    sink.port = int(server.server_address[1])
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
+    """An aiosmtpd server on a free loopback port, stopped afterwards."""
+    sink = SmtpSink(port=_free_port())
+    controller = Controller(_Handler(sink), hostname=sink.host, port=sink.port)
+    controller.start()
     try:
         yield sink
     finally:
-        server.shutdown()
-        server.server_close()
+        controller.stop()

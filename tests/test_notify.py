@@ -63,12 +63,15 @@ def test_pending_alerts_are_mailed_once_in_one_message_unvalidated_first(dep: De
         assert text in body
     alert_ids = {r[0] for r in dep.q("SELECT alert_id FROM alerts")}
     assert notified_ids(dep.paths) == alert_ids == set(result.alert_ids)
-    (ledger,) = dep.paths.notifications_dir.glob("*.parquet")
+    intent, sent = sorted(dep.paths.notifications_dir.glob("*.parquet"))  # intended first, then sent
     import pyarrow.parquet as pq
 
-    rows = pq.read_table(ledger).to_pylist()
-    assert {r["channel"] for r in rows} == {"email"}
-    assert {r["recipients"] for r in rows} == {"physician@example.org,safety@example.org"}
+    for path, status in ((intent, "intent"), (sent, "sent")):
+        rows = pq.read_table(path).to_pylist()
+        assert {(r["channel"], r["kind"], r["status"], r["message_id"]) for r in rows} == {
+            ("email", "red_flag", status, mail.message_id)}
+        assert {r["recipients"] for r in rows} == {"physician@example.org,safety@example.org"}
+        assert {r["item_id"] for r in rows} == {r["alert_id"] for r in rows} == alert_ids
     # a second run finds nothing pending and sends nothing
     assert notify_red_flags(dep.paths, dep.study, sink.env()).sent == 0
     assert len(sink.messages) == 1
@@ -141,3 +144,21 @@ def test_cli_notify(dep: Deployment, sink: SmtpSink) -> None:
     code, out, _ = run_cli(dep, {})
     assert code == 0 and "no alert pending" in out
     assert len(sink.messages) == 1
+
+
+def test_a_ledger_written_before_intents_existed_still_counts_as_sent(dep: Deployment, sink: SmtpSink) -> None:
+    from datetime import UTC, datetime
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    old_schema = pa.schema([("alert_id", pa.string()), ("channel", pa.string()), ("recipients", pa.string()),
+                            ("sent_at", pa.timestamp("us", tz="UTC"))])
+    first = next(iter(sorted(r[0] for r in dep.q("SELECT alert_id FROM alerts"))))
+    dep.paths.notifications_dir.mkdir(parents=True)
+    pq.write_table(pa.Table.from_pylist([{"alert_id": first, "channel": "email", "recipients": "old@example.org",
+                                          "sent_at": datetime(2026, 1, 5, tzinfo=UTC)}], schema=old_schema),
+                   dep.paths.notifications_dir / "20260105T000000000000-old.parquet")
+    assert notified_ids(dep.paths) == {first}
+    result = notify_red_flags(dep.paths, dep.study, sink.env())
+    assert result.sent == 2 and first not in result.alert_ids

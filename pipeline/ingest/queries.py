@@ -1,7 +1,8 @@
 """Query lists back to sites: every rejected row (and file) a site can act on.
 
 Written to `<warehouse>/queries/<site>/query_list.csv` and `.html` after each
-ingest. A rejected row's query is open until the same site delivers an event
+ingest, and into each registered site's outbox (`pipeline.ingest.outbox`), where the
+site's own account reads them. A rejected row's query is open until the same site delivers an event
 with the same event_id that is accepted after it (a corrected resubmission): in
 a later batch, or in the same file when the rejected row lost to it rather than
 conflicting with it. Another site's or an earlier event with that event_id never
@@ -12,6 +13,7 @@ rejected whole head the list.
 from __future__ import annotations
 
 import csv
+import hashlib
 import html
 import io
 from pathlib import Path
@@ -20,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 
 from pipeline.config import Paths, Study
+from pipeline.ingest.outbox import write_outboxes
 from pipeline.store.commit import safe_component
 from pipeline.store.files import atomic_write_bytes
 from pipeline.store.warehouse import dataset_sql
@@ -61,6 +64,12 @@ def open_queries(paths: Paths) -> dict[str, list[dict[str, Any]]]:
     return out
 
 
+def query_id(site: str, row: dict[str, Any]) -> str:
+    """Stable id of one open query (site, file, record, event_id, rule): the notification ledger's key."""
+    parts = (site, str(row["file"]), str(row["record"]), str(row["event_id"]), str(row["rule"]))
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:20]
+
+
 def to_csv(rows: list[dict[str, Any]]) -> str:
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
@@ -82,16 +91,21 @@ def to_html(site: str, rows: list[dict[str, Any]]) -> str:
             f"<table border='1'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></body></html>")
 
 
+def query_files(site: str, rows: list[dict[str, Any]]) -> dict[str, bytes]:
+    return {"query_list.csv": to_csv(rows).encode("utf-8"), "query_list.html": to_html(site, rows).encode("utf-8")}
+
+
 def write_query_lists(paths: Paths, study: Study) -> list[Path]:
+    """The query lists in the warehouse (every site folder seen) and in each registered site's outbox."""
     queries = open_queries(paths)
     written = []
     for site in sorted(set(study.site_ids) | set(queries)):
-        rows = queries.get(site, [])
         folder = paths.queries_dir / safe_component(site)
-        atomic_write_bytes(to_csv(rows).encode("utf-8"), folder / "query_list.csv")
-        atomic_write_bytes(to_html(site, rows).encode("utf-8"), folder / "query_list.html")
-        written += [folder / "query_list.csv", folder / "query_list.html"]
-    return written
+        for name, data in query_files(site, queries.get(site, [])).items():
+            atomic_write_bytes(data, folder / name)
+            written.append(folder / name)
+    own = {site: query_files(site, queries.get(site, [])) for site in study.site_ids}
+    return written + write_outboxes(paths, study, own)
 
 
 def query_rows_for_validation(con: duckdb.DuckDBPyConnection, staged: StagedFile) -> list[dict[str, Any]]:

@@ -20,7 +20,7 @@ from pipeline.config import Paths, load_study
 from pipeline.simulate import SimulationOptions, simulate_study
 from pipeline.store.warehouse import dataset_sql
 from tests.dags.conftest import BIN, DAGS
-from tests.smtp_sink import SmtpSink, smtp_sink
+from tests.smtp_sink import DATA_MANAGER, PHYSICIANS, STUDY_TEAM, SmtpSink, smtp_sink
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -169,12 +169,25 @@ def test_every_alert_of_the_dag_runs_was_mailed(dag_warehouse: Paths, mail: Smtp
     assert pending_alerts(dag_warehouse) == []
     alerts = duckdb.connect().execute(f"SELECT alert_id FROM ({dataset_sql(dag_warehouse, 'alerts')})").fetchall()
     assert alerts and notified_ids(dag_warehouse) == {r[0] for r in alerts}
-    assert mail.messages and all("red-flag alert(s)" in m.subject for m in mail.messages)
+    red = [m for m in mail.messages if "red-flag alert(s)" in m.subject]
+    assert red and all(m.rcpt_to == PHYSICIANS.split(",") for m in red)
+    # the other messages went to the study team (the weekly report) and the data manager (flags), not to them
+    assert all(m.rcpt_to in ([STUDY_TEAM], [DATA_MANAGER]) for m in mail.messages if m not in red)
+
+
+def test_outcome_report_mails_the_study_team_once(dag_warehouse: Paths, mail: SmtpSink) -> None:
+    (report,) = mail.to(STUDY_TEAM)
+    assert report.subject.startswith("trialpipe: weekly report ")
+    assert set(report.attachments()) in ({"outcome_report.pdf", "dq_dashboard.pdf"},
+                                         {"outcome_report.html", "dq_dashboard.html"})
+    assert "Patients enrolled, by arm:" in report.body
 
 
 def test_outcome_report_writes_the_reports_and_the_query_lists(dag_warehouse: Paths) -> None:
     assert any(dag_warehouse.reports_dir.glob("*.html"))
     assert {p.name for p in dag_warehouse.queries_dir.iterdir()} >= set(OPTIONS.site_ids)
+    outbox = dag_warehouse.study.parent / "outbox"  # each registered site's own folder, nothing else
+    assert {p.name for p in outbox.iterdir()} == set(OPTIONS.site_ids)
 
 
 def snapshot(paths: Paths) -> dict[str, str]:
@@ -197,7 +210,7 @@ def test_rerunning_a_successful_ingest_changes_nothing(dag_warehouse: Paths) -> 
     assert snapshot(dag_warehouse) == before
 
 
-def test_dq_monitor_flags_exactly_what_the_check_finds(dag_warehouse: Paths) -> None:
+def test_dq_monitor_flags_exactly_what_the_check_finds(dag_warehouse: Paths, mail: SmtpSink) -> None:
     from pipeline.report.dq import dq_monitor
 
     tis = run_dag("dq_monitor", dag_warehouse, expect=None)
@@ -205,3 +218,5 @@ def test_dq_monitor_flags_exactly_what_the_check_finds(dag_warehouse: Paths) -> 
     flagged = not dq_monitor(dag_warehouse, load_study(dag_warehouse.study)).ok
     assert tis[("flag_sites", -1)].state == ("failed" if flagged else "success")
     assert tis[("flag_sites", -1)].try_number == 1
+    assert tis[("mail_data_manager", -1)].state == "success"
+    assert bool(mail.to(DATA_MANAGER)) == flagged  # the data manager hears of a flagged site

@@ -18,6 +18,7 @@ WRITERS = {
     ("derive_outcomes", "derive_tables"),
     ("outcome_report", "write_outcome_report"),
     ("outcome_report", "write_query_lists"),
+    ("outcome_report", "mail_reports"),
 }
 
 
@@ -97,3 +98,12 @@ def test_dag_files_import_the_pipeline_only_inside_tasks() -> None:
         modules |= {alias.name for node in tree.body if isinstance(node, ast.Import) for alias in node.names}
         allowed = {"__future__", "datetime", "typing", "airflow"}
         assert all(m.split(".")[0] in allowed or m == "pipeline.dag_defaults" for m in modules), path.name
+
+
+def test_the_mail_tasks_sit_where_a_failed_mail_still_leaves_the_run_red(dagbag: Any) -> None:
+    dq = dagbag.dags["dq_monitor"]
+    mail, flag = dq.get_task("mail_data_manager"), dq.get_task("flag_sites")
+    assert mail.upstream_task_ids == {"check_sites"} and mail.downstream_task_ids == {"flag_sites"}
+    assert flag.trigger_rule == "all_done" and flag.upstream_task_ids == {"check_sites", "mail_data_manager"}
+    report = dagbag.dags["outcome_report"].get_task("mail_reports")
+    assert report.upstream_task_ids == {"write_outcome_report"} and not report.downstream_task_ids

@@ -103,3 +103,20 @@ def test_nothing_pending_needs_no_mail_settings(airflow_db: Path, tmp_path: Path
     assert state == "success", got
     assert got[("announce_event_log", -1)] == "skipped" and got[("notify_red_flags", -1)] == "success", got
     assert got[("check_sites_ingested", -1)] == "skipped", got
+
+
+def test_ingest_sites_mails_a_site_contact_its_new_queries_once(airflow_db: Path, tmp_path: Path,
+                                                                 sink: SmtpSink) -> None:
+    contact = "coordinator@nl01.example.org"
+    dep = make_deployment(tmp_path / "contact")
+    dep.paths.study.write_text(dep.paths.study.read_text().replace(
+        'name = "Leiden"\n', f'name = "Leiden"\ncontact_email = "{contact}"\n'))
+    dep.deliver("NL01", "a.csv", [enrollment("E1"), symptom("E2", leg_pain_nrs=14)])
+    state, got = run("ingest_sites", dep, sink.env())
+    assert state == "success" and got[("notify_red_flags", -1)] == "success", got
+    (mail,) = sink.to(contact)
+    assert mail.rcpt_to == [contact] and "1 new query" in mail.subject and "NL02" not in mail.body
+    assert set(mail.attachments()) == {"query_list.csv"}
+    assert (dep.root / "outbox" / "NL01" / "query_list.csv").exists()
+    state, _ = run("ingest_sites", dep, sink.env())  # nothing new: nothing mailed
+    assert state == "success" and len(sink.to(contact)) == 1
