@@ -61,9 +61,39 @@ class FileShape:
     unknown_columns: list[str] = field(default_factory=list)
 
 
-def _open_text_bytes(path: Path, fmt: str) -> IO[bytes]:
+class _Bounded(io.RawIOBase):
+    """A decompressing stream that stops as soon as more than `limit` bytes came out of it.
+
+    A small `.gz` can expand to many gigabytes (a decompression bomb): `max_file_bytes` bounds the
+    bytes read after decompression too, and the file is rejected whole as soon as it passes the bound.
+    """
+
+    def __init__(self, raw: IO[bytes], limit: int | None) -> None:
+        self.raw, self.limit, self.done = raw, limit, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        n = self.raw.readinto(b)  # type: ignore[attr-defined]
+        self.done += n or 0
+        if self.limit is not None and self.done > self.limit:
+            raise too_large_decompressed(self.limit)
+        return int(n or 0)
+
+    def close(self) -> None:
+        self.raw.close()
+        super().close()
+
+
+def too_large_decompressed(limit: int) -> FileRejected:
+    return FileRejected("file_too_large", f"decompressed, the file is larger than max_file_bytes = {limit} "
+                                          f"(reading stopped there)")
+
+
+def _open_text_bytes(path: Path, fmt: str, limit: int | None = None) -> IO[bytes]:
     if fmt.endswith(".gz"):
-        return gzip.open(path, "rb")  # type: ignore[return-value]
+        return io.BufferedReader(_Bounded(gzip.open(path, "rb"), limit), 1 << 20)  # type: ignore[arg-type]
     return open(path, "rb")
 
 
@@ -148,7 +178,7 @@ HEADER_BYTES = 1 << 20  # a header row longer than this is not a header
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
-def read_csv(path: Path, fmt: str, shape: FileShape) -> Iterator[pa.Table]:
+def read_csv(path: Path, fmt: str, shape: FileShape, limit: int | None = None) -> Iterator[pa.Table]:
     try:
         with _open_text_bytes(path, fmt) as fh:
             first = fh.readline(HEADER_BYTES)
@@ -165,7 +195,8 @@ def read_csv(path: Path, fmt: str, shape: FileShape) -> Iterator[pa.Table]:
     except csv.Error as exc:
         raise FileRejected("unreadable", f"the header row cannot be read as CSV: {exc}") from exc
     _check_columns(columns, shape)
-    source: Any = pa.input_stream(str(path), compression="gzip" if fmt.endswith(".gz") else None)
+    source: Any = pa.PythonFile(_open_text_bytes(path, fmt, limit), mode="r") if fmt.endswith(".gz") \
+        else pa.input_stream(str(path))
     try:
         # 1 MB blocks on one thread keep memory flat (8 MB blocks held ~300 MB of parsed blocks)
         reader = pacsv.open_csv(
@@ -181,8 +212,14 @@ def read_csv(path: Path, fmt: str, shape: FileShape) -> Iterator[pa.Table]:
         for table in _rechunk(iter(reader)):
             yield _with_raw(table, table, row)
             row += table.num_rows
+    except FileRejected:
+        raise
     except (pa.ArrowInvalid, OSError, EOFError, zlib.error, duckdb.Error) as exc:
+        if limit is not None and "max_file_bytes" in str(exc):
+            raise too_large_decompressed(limit) from exc
         raise _decode_error(exc) from exc
+    finally:
+        source.close()
 
 
 def _json_text(value: Any, name: str) -> str | None:
@@ -329,11 +366,11 @@ def _jsonl_record(lineno: int, line: str) -> tuple[dict[str, Any], Iterable[str]
     return rec, keys
 
 
-def read_jsonl(path: Path, fmt: str, shape: FileShape) -> Iterator[pa.Table]:
+def read_jsonl(path: Path, fmt: str, shape: FileShape, limit: int | None = None) -> Iterator[pa.Table]:
     seen_keys: dict[str, None] = {}
     rows: list[dict[str, Any]] = []
     try:
-        with _open_text_bytes(path, fmt) as fh:
+        with _open_text_bytes(path, fmt, limit) as fh:
             for lineno, line_bytes in enumerate(fh, start=1):
                 line = line_bytes.decode("utf-8").rstrip("\r\n")
                 if lineno == 1:
@@ -401,12 +438,15 @@ def _as_text(col: pa.ChunkedArray) -> pa.ChunkedArray:
     return pc.if_else(pc.equal(text, ""), pa.scalar(None, pa.string()), text)
 
 
-def read_file(path: Path, fmt: str, shape: FileShape) -> Iterator[pa.Table]:
-    """Chunks of text columns plus _row and _raw; raises FileRejected for a file-level failure."""
+def read_file(path: Path, fmt: str, shape: FileShape, limit: int | None = None) -> Iterator[pa.Table]:
+    """Chunks of text columns plus _row and _raw; raises FileRejected for a file-level failure.
+
+    `limit` (max_file_bytes) bounds the bytes read after decompression of a `.gz` file.
+    """
     if fmt in ("csv", "csv.gz"):
-        return read_csv(path, fmt, shape)
+        return read_csv(path, fmt, shape, limit)
     if fmt in ("jsonl", "jsonl.gz"):
-        return read_jsonl(path, fmt, shape)
+        return read_jsonl(path, fmt, shape, limit)
     if fmt == "parquet":
         return read_parquet(path, shape)
     raise FileRejected("unreadable", "unknown format: deliver .csv, .csv.gz, .jsonl, .jsonl.gz or .parquet")
