@@ -7,11 +7,11 @@ GX 1.x (checked with 1.24, duckdb-engine 0.17, SQLAlchemy 2.1) runs its SQL engi
    `resolve_metric_bundle`). `creator()` wraps a cursor of the pipeline's connection whose `cursor()`
    returns a fresh `connection.cursor()`; GX's engine then shares the pipeline's database instance
    (DuckDB refuses a second instance of an open file with another configuration).
-2. GX knows a regex for the dialect. GX's pandas engine *searches* (`str.contains`); the DuckDB form is
-   `regexp_matches`, a search too (not `regexp_full_match`; what `~` means has varied between versions). Python's `\\Z` (end of text) is
-   RE2's `\\z`; `re2_pattern` translates it, nothing else differs in the patterns the suites use
-   (ASCII classes, `\\xHH` escapes and literal characters only; tests/ingest/test_gx_duckdb.py and the
-   differential test check both engines give the same verdicts).
+2. GX knows a regex for the dialect. GX's pandas engine *searches* (`str.contains`); the DuckDB form
+   is `regexp_matches`, a search too (not `regexp_full_match`; what `~` means has varied between
+   versions). Python's `\\Z` (end of text) is RE2's `\\z`; `re2_pattern` translates it, nothing else
+   differs in the patterns the suites use (ASCII classes, `\\xHH` escapes and literal characters only;
+   tests/ingest/test_gx_duckdb.py and the differential test check both engines give the same verdicts).
 """
 
 from __future__ import annotations

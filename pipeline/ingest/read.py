@@ -59,6 +59,26 @@ class FileShape:
 
     columns: list[str] = field(default_factory=list)
     unknown_columns: list[str] = field(default_factory=list)
+    bytes_read: int = 0  # of the file on disk so far (for a .gz, compressed bytes): the progress display
+
+
+class _Counting(io.RawIOBase):
+    """The file on disk, counting the bytes read from it into `shape.bytes_read`."""
+
+    def __init__(self, path: Path, shape: FileShape) -> None:
+        self.raw, self.shape = open(path, "rb", buffering=0), shape  # noqa: SIM115 (closed by close())
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        n = self.raw.readinto(b) or 0
+        self.shape.bytes_read += n
+        return n
+
+    def close(self) -> None:
+        self.raw.close()
+        super().close()
 
 
 class _Bounded(io.RawIOBase):
@@ -91,10 +111,11 @@ def too_large_decompressed(limit: int) -> FileRejected:
                                           f"(reading stopped there)")
 
 
-def _open_text_bytes(path: Path, fmt: str, limit: int | None = None) -> IO[bytes]:
+def _open_text_bytes(path: Path, fmt: str, limit: int | None = None, shape: FileShape | None = None) -> IO[bytes]:
+    disk: IO[bytes] = io.BufferedReader(_Counting(path, shape), 1 << 20) if shape else open(path, "rb")  # noqa: SIM115
     if fmt.endswith(".gz"):
-        return io.BufferedReader(_Bounded(gzip.open(path, "rb"), limit), 1 << 20)  # type: ignore[arg-type]
-    return open(path, "rb")
+        return io.BufferedReader(_Bounded(gzip.GzipFile(fileobj=disk, mode="rb"), limit), 1 << 20)  # type: ignore[arg-type]
+    return disk
 
 
 def _check_columns(columns: list[str], shape: FileShape) -> None:
@@ -195,8 +216,7 @@ def read_csv(path: Path, fmt: str, shape: FileShape, limit: int | None = None) -
     except csv.Error as exc:
         raise FileRejected("unreadable", f"the header row cannot be read as CSV: {exc}") from exc
     _check_columns(columns, shape)
-    source: Any = pa.PythonFile(_open_text_bytes(path, fmt, limit), mode="r") if fmt.endswith(".gz") \
-        else pa.input_stream(str(path))
+    source: Any = pa.PythonFile(_open_text_bytes(path, fmt, limit, shape), mode="r")
     try:
         # 1 MB blocks on one thread keep memory flat (8 MB blocks held ~300 MB of parsed blocks)
         reader = pacsv.open_csv(
@@ -370,7 +390,7 @@ def read_jsonl(path: Path, fmt: str, shape: FileShape, limit: int | None = None)
     seen_keys: dict[str, None] = {}
     rows: list[dict[str, Any]] = []
     try:
-        with _open_text_bytes(path, fmt, limit) as fh:
+        with _open_text_bytes(path, fmt, limit, shape) as fh:
             for lineno, line_bytes in enumerate(fh, start=1):
                 line = line_bytes.decode("utf-8").rstrip("\r\n")
                 if lineno == 1:
@@ -408,12 +428,13 @@ def read_parquet(path: Path, shape: FileShape) -> Iterator[pa.Table]:
         columns = list(pf.schema_arrow.names)
         _check_columns(columns, shape)
         known = [c for c in columns if c in FIELD_BY_NAME]
-        row = 1
+        row, total, size = 1, max(pf.metadata.num_rows, 1), path.stat().st_size
         for batch in pf.iter_batches(batch_size=CHUNK_ROWS):
             table = pa.Table.from_batches([batch])
             text = pa.table({c: _as_text(table.column(c)) for c in known})  # the envelope is there
-            yield _with_raw(text, table, row)
             row += table.num_rows
+            shape.bytes_read = size * (row - 1) // total
+            yield _with_raw(text, table, row - table.num_rows)
     except FileRejected:
         raise
     except (pa.ArrowException, OSError, ValueError, duckdb.Error) as exc:

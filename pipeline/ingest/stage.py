@@ -6,6 +6,7 @@ staged in parallel; only the decision and commit that follow are serialised.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -94,6 +95,7 @@ class Stager:
         self.pending_rows = 0
         self.results: dict[str, dict[str, Any]] = {}  # suite -> results merged so far
         self.site: str | None = None
+        self.on_bytes: Callable[[int], None] | None = None  # bytes of the current file read (progress display)
 
     def add(self, f: LandingFile, sha: str, file_idx: int) -> StagedFile:
         """Read and type one file into `rows`; a file-level failure leaves nothing of it staged."""
@@ -107,6 +109,8 @@ class Stager:
         try:
             for chunk in read_file(f.path, staged.fmt, shape, self.study.max_file_bytes):
                 staged.received += self._stage_chunk(chunk, base, file_idx)
+                if self.on_bytes is not None:
+                    self.on_bytes(shape.bytes_read)
         except FileRejected as exc:
             staged.rejected = exc
             unstage(self.con, file_idx)
