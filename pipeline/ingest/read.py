@@ -242,6 +242,9 @@ def read_csv(path: Path, fmt: str, shape: FileShape, limit: int | None = None) -
         source.close()
 
 
+_BOOL_FIELDS = frozenset(n for n, f in FIELD_BY_NAME.items() if f.kind == "bool")
+
+
 def _json_text(value: Any, name: str) -> str | None:
     """The text of a JSON value as the DTS reads it (numbers as their text, JSON booleans only).
 
@@ -363,7 +366,8 @@ def _jsonl_record(lineno: int, line: str) -> tuple[dict[str, Any], Iterable[str]
             rec[MALFORMED] = "line is not a JSON object"
             return rec, []
         # any key that is not a DTS field is an unknown column, kept in _raw only
-        fields = {k: _json_text(v, k) for k, v in obj.items() if k in FIELD_BY_NAME}
+        fields = {k: v if v.__class__ is str and v and k not in _BOOL_FIELDS else _json_text(v, k)
+                  for k, v in obj.items() if k in FIELD_BY_NAME}  # a plain string is its own text (fast path)
         keys: Iterable[str] = obj
         repeated = _repeated_fields(obj, fields) if isinstance(obj, _JsonObject) else None
         nested = sorted(k for k, v in obj.items() if k in FIELD_BY_NAME and isinstance(v, dict | list))
