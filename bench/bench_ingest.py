@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import sys
 from pathlib import Path
 
 from bench.common import Measurement, measure, median_of, python, report
@@ -62,15 +63,81 @@ def memory(work: Path, sizes_mb: list[int]) -> str:
     return "\n".join(lines)
 
 
+# raw DuckDB reading every delivered file of a landing zone into Parquet (read_csv / read_json / read_parquet)
+RAW_DELIVERY = (
+    "import duckdb, sys, pathlib; con = duckdb.connect(); out = pathlib.Path(sys.argv[2]); out.mkdir(exist_ok=True)\n"
+    "for i, f in enumerate(sorted(pathlib.Path(sys.argv[1]).rglob('*.*'))):\n"
+    "    n = f.name\n"
+    "    src = (f\"read_csv('{f}', all_varchar=true)\" if '.csv' in n else f\"read_json('{f}')\" if '.jsonl' in n\n"
+    "           else f\"read_parquet('{f}')\")\n"
+    "    con.execute(f\"COPY (SELECT * FROM {src}) TO '{out}/{i}.parquet' (FORMAT parquet)\")")
+IMPORTS = "import great_expectations, duckdb"
+
+
+def delivery(work: Path, patients: int, repeat: int) -> str:
+    """A multi-site, mixed-format delivery (CSV, JSONL, Parquet, gz) from the simulator, clean."""
+    from pipeline.simulate import simulate_study
+
+    work.mkdir(parents=True, exist_ok=True)
+    landing, study = work / "landing", work / "study.toml"
+    if not study.exists():
+        shutil.rmtree(landing, ignore_errors=True)
+        simulate_study(landing, study, SimulationOptions(seed=7, n_patients=patients, faults=False))
+    files = sorted(p for p in landing.rglob("*.*"))
+    size_mb = sum(p.stat().st_size for p in files) / 1e6
+
+    def raw() -> Measurement:
+        shutil.rmtree(work / "raw", ignore_errors=True)
+        return measure(python(RAW_DELIVERY, str(landing), str(work / "raw")))
+
+    def trialpipe() -> Measurement:
+        shutil.rmtree(work / "warehouse", ignore_errors=True)
+        return measure(python(INGEST, str(study), str(landing), str(work / "warehouse")))
+
+    rows = [("raw DuckDB read → parquet", median_of(repeat, raw)), ("trialpipe ingest", median_of(repeat, trialpipe))]
+    return report(f"ingest: {patients:,} patients, {len(files)} files ({size_mb:,.0f} MB, CSV/JSONL/Parquet/gz), "
+                  f"median of {repeat}", rows, "raw DuckDB read → parquet")
+
+
+def fixed_cost(work: Path, repeat: int) -> str:
+    """Whole CLI processes: one 10-row file into an empty warehouse, against importing GX and DuckDB."""
+    from pipeline.simulate.writers import write_events
+
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "study.toml").write_text(STUDY)
+    rows = [{"event_id": f"E{i}", "event_type": "enrollment", "site_id": "NL01", "patient_id": f"P{i}",
+             "occurred_at": "2026-01-01T09:00:00Z", "recorded_at": "2026-01-01T10:00:00Z", "arm": "surgery",
+             "age_years": 40, "sex": "female"} for i in range(10)]
+
+    def imports() -> Measurement:
+        return measure(python(IMPORTS))
+
+    def ten_rows() -> Measurement:
+        shutil.rmtree(work / "warehouse", ignore_errors=True)
+        shutil.rmtree(work / "landing", ignore_errors=True)
+        write_events(rows, work / "landing" / "NL01" / "ten.csv")
+        return measure([str(Path(sys.executable).parent / "trialpipe"), "--study", str(work / "study.toml"),
+                        "--landing", str(work / "landing"), "--warehouse", str(work / "warehouse"), "ingest"])
+
+    return report(f"CLI fixed cost: one 10-row file into an empty warehouse, median of {repeat}",
+                  [("python -c 'import great_expectations, duckdb'", median_of(repeat, imports)),
+                   ("trialpipe ingest (10 rows)", median_of(repeat, ten_rows))],
+                  "python -c 'import great_expectations, duckdb'")
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--events", type=int, default=500_000)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--work", type=Path, default=Path("bench/out/ingest"))
+    ap.add_argument("--patients", type=int, default=0, help="also the multi-site delivery of this many patients")
     ap.add_argument("--memory-mb", type=int, nargs="*", default=[],
                     help="also measure peak RSS for single CSV files of these sizes (e.g. 50 200 2000)")
     args = ap.parse_args(argv)
     print(run(args.work, args.events, args.repeat))
+    if args.patients:
+        print(delivery(args.work / "delivery", args.patients, args.repeat))
+    print(fixed_cost(args.work / "fixed", args.repeat))
     if args.memory_mb:
         print(memory(args.work, args.memory_mb))
 

@@ -59,12 +59,63 @@ class FileShape:
 
     columns: list[str] = field(default_factory=list)
     unknown_columns: list[str] = field(default_factory=list)
+    bytes_read: int = 0  # of the file on disk so far (for a .gz, compressed bytes): the progress display
 
 
-def _open_text_bytes(path: Path, fmt: str) -> IO[bytes]:
+class _Counting(io.RawIOBase):
+    """The file on disk, counting the bytes read from it into `shape.bytes_read`."""
+
+    def __init__(self, path: Path, shape: FileShape) -> None:
+        self.raw, self.shape = open(path, "rb", buffering=0), shape  # noqa: SIM115 (closed by close())
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        n = self.raw.readinto(b) or 0
+        self.shape.bytes_read += n
+        return n
+
+    def close(self) -> None:
+        self.raw.close()
+        super().close()
+
+
+class _Bounded(io.RawIOBase):
+    """A decompressing stream that stops as soon as more than `limit` bytes came out of it.
+
+    A small `.gz` can expand to many gigabytes (a decompression bomb): `max_file_bytes` bounds the
+    bytes read after decompression too, and the file is rejected whole as soon as it passes the bound.
+    """
+
+    def __init__(self, raw: IO[bytes], limit: int | None) -> None:
+        self.raw, self.limit, self.done = raw, limit, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        n = self.raw.readinto(b)  # type: ignore[attr-defined]
+        self.done += n or 0
+        if self.limit is not None and self.done > self.limit:
+            raise too_large_decompressed(self.limit)
+        return int(n or 0)
+
+    def close(self) -> None:
+        self.raw.close()
+        super().close()
+
+
+def too_large_decompressed(limit: int) -> FileRejected:
+    return FileRejected("file_too_large", f"decompressed, the file is larger than max_file_bytes = {limit} "
+                                          f"(reading stopped there)")
+
+
+def _open_text_bytes(path: Path, fmt: str, limit: int | None = None, shape: FileShape | None = None) -> IO[bytes]:
+    disk: IO[bytes] = io.BufferedReader(_Counting(path, shape), 1 << 20) if shape else open(path, "rb")  # noqa: SIM115
     if fmt.endswith(".gz"):
-        return gzip.open(path, "rb")  # type: ignore[return-value]
-    return open(path, "rb")
+        return io.BufferedReader(_Bounded(gzip.GzipFile(fileobj=disk, mode="rb"), limit), 1 << 20)  # type: ignore[arg-type]
+    return disk
 
 
 def _check_columns(columns: list[str], shape: FileShape) -> None:
@@ -148,7 +199,7 @@ HEADER_BYTES = 1 << 20  # a header row longer than this is not a header
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
-def read_csv(path: Path, fmt: str, shape: FileShape) -> Iterator[pa.Table]:
+def read_csv(path: Path, fmt: str, shape: FileShape, limit: int | None = None) -> Iterator[pa.Table]:
     try:
         with _open_text_bytes(path, fmt) as fh:
             first = fh.readline(HEADER_BYTES)
@@ -165,7 +216,7 @@ def read_csv(path: Path, fmt: str, shape: FileShape) -> Iterator[pa.Table]:
     except csv.Error as exc:
         raise FileRejected("unreadable", f"the header row cannot be read as CSV: {exc}") from exc
     _check_columns(columns, shape)
-    source: Any = pa.input_stream(str(path), compression="gzip" if fmt.endswith(".gz") else None)
+    source: Any = pa.PythonFile(_open_text_bytes(path, fmt, limit, shape), mode="r")
     try:
         # 1 MB blocks on one thread keep memory flat (8 MB blocks held ~300 MB of parsed blocks)
         reader = pacsv.open_csv(
@@ -181,8 +232,17 @@ def read_csv(path: Path, fmt: str, shape: FileShape) -> Iterator[pa.Table]:
         for table in _rechunk(iter(reader)):
             yield _with_raw(table, table, row)
             row += table.num_rows
+    except FileRejected:
+        raise
     except (pa.ArrowInvalid, OSError, EOFError, zlib.error, duckdb.Error) as exc:
+        if limit is not None and "max_file_bytes" in str(exc):
+            raise too_large_decompressed(limit) from exc
         raise _decode_error(exc) from exc
+    finally:
+        source.close()
+
+
+_BOOL_FIELDS = frozenset(n for n, f in FIELD_BY_NAME.items() if f.kind == "bool")
 
 
 def _json_text(value: Any, name: str) -> str | None:
@@ -306,7 +366,8 @@ def _jsonl_record(lineno: int, line: str) -> tuple[dict[str, Any], Iterable[str]
             rec[MALFORMED] = "line is not a JSON object"
             return rec, []
         # any key that is not a DTS field is an unknown column, kept in _raw only
-        fields = {k: _json_text(v, k) for k, v in obj.items() if k in FIELD_BY_NAME}
+        fields = {k: v if v.__class__ is str and v and k not in _BOOL_FIELDS else _json_text(v, k)
+                  for k, v in obj.items() if k in FIELD_BY_NAME}  # a plain string is its own text (fast path)
         keys: Iterable[str] = obj
         repeated = _repeated_fields(obj, fields) if isinstance(obj, _JsonObject) else None
         nested = sorted(k for k, v in obj.items() if k in FIELD_BY_NAME and isinstance(v, dict | list))
@@ -329,11 +390,11 @@ def _jsonl_record(lineno: int, line: str) -> tuple[dict[str, Any], Iterable[str]
     return rec, keys
 
 
-def read_jsonl(path: Path, fmt: str, shape: FileShape) -> Iterator[pa.Table]:
+def read_jsonl(path: Path, fmt: str, shape: FileShape, limit: int | None = None) -> Iterator[pa.Table]:
     seen_keys: dict[str, None] = {}
     rows: list[dict[str, Any]] = []
     try:
-        with _open_text_bytes(path, fmt) as fh:
+        with _open_text_bytes(path, fmt, limit, shape) as fh:
             for lineno, line_bytes in enumerate(fh, start=1):
                 line = line_bytes.decode("utf-8").rstrip("\r\n")
                 if lineno == 1:
@@ -371,12 +432,13 @@ def read_parquet(path: Path, shape: FileShape) -> Iterator[pa.Table]:
         columns = list(pf.schema_arrow.names)
         _check_columns(columns, shape)
         known = [c for c in columns if c in FIELD_BY_NAME]
-        row = 1
+        row, total, size = 1, max(pf.metadata.num_rows, 1), path.stat().st_size
         for batch in pf.iter_batches(batch_size=CHUNK_ROWS):
             table = pa.Table.from_batches([batch])
             text = pa.table({c: _as_text(table.column(c)) for c in known})  # the envelope is there
-            yield _with_raw(text, table, row)
             row += table.num_rows
+            shape.bytes_read = size * (row - 1) // total
+            yield _with_raw(text, table, row - table.num_rows)
     except FileRejected:
         raise
     except (pa.ArrowException, OSError, ValueError, duckdb.Error) as exc:
@@ -401,12 +463,15 @@ def _as_text(col: pa.ChunkedArray) -> pa.ChunkedArray:
     return pc.if_else(pc.equal(text, ""), pa.scalar(None, pa.string()), text)
 
 
-def read_file(path: Path, fmt: str, shape: FileShape) -> Iterator[pa.Table]:
-    """Chunks of text columns plus _row and _raw; raises FileRejected for a file-level failure."""
+def read_file(path: Path, fmt: str, shape: FileShape, limit: int | None = None) -> Iterator[pa.Table]:
+    """Chunks of text columns plus _row and _raw; raises FileRejected for a file-level failure.
+
+    `limit` (max_file_bytes) bounds the bytes read after decompression of a `.gz` file.
+    """
     if fmt in ("csv", "csv.gz"):
-        return read_csv(path, fmt, shape)
+        return read_csv(path, fmt, shape, limit)
     if fmt in ("jsonl", "jsonl.gz"):
-        return read_jsonl(path, fmt, shape)
+        return read_jsonl(path, fmt, shape, limit)
     if fmt == "parquet":
         return read_parquet(path, shape)
     raise FileRejected("unreadable", "unknown format: deliver .csv, .csv.gz, .jsonl, .jsonl.gz or .parquet")

@@ -23,6 +23,7 @@ from pipeline.ingest.queries import format_query_list, query_rows_for_validation
 from pipeline.ingest.stage import StagedFile, Stager, scratch, unstage
 from pipeline.ingest.suites import TYPE_SUITES
 from pipeline.ingest.summary import IngestSummary
+from pipeline.progress import Display
 from pipeline.store.alerts import raised_keys
 from pipeline.store.commit import commit, recover, safe_component
 from pipeline.store.warehouse import connect, events_sql, writer_lock
@@ -78,26 +79,33 @@ def _ingest_folder(paths: Paths, study: Study, folder: str, files: list[tuple[La
     work = paths.staging_dir / f"{summary.run_id}-{safe_component(folder)}"
     work.mkdir(parents=True, exist_ok=True)
     con = scratch(work / "scratch.duckdb", memory_limit="256MB")  # spills beyond; bounds RSS for huge files
+    display = Display(progress).__enter__()  # a rich display on a terminal, else nothing
     try:
         staged: list[StagedFile] = []
         seen_ok: set[str] = set()
         stager = Stager(con, checker(), study)
+        stager.on_bytes = display.advance
         for idx, (f, sha) in enumerate(files):
             if (folder, sha) in ledger.ingested or sha in seen_ok:
                 staged.append(StagedFile(f, sha, idx, None))  # a file_duplicate: not read again
                 continue
-            if progress:
+            if display.enabled:
+                display.file(f.relpath, f.size)
+            elif progress:
                 print(f"reading {f.relpath} ...", file=sys.stderr, flush=True)
             s = stager.add(f, sha, idx)
             if s.rejected is None:
                 seen_ok.add(sha)
             staged.append(s)
+        display.stage(f"{folder}: validating with Great Expectations")
         validations = stager.validations()
+        display.stage(f"{folder}: deciding and committing")
         with writer_lock(paths):
             recover(paths)
             _decide_and_commit(paths, con, staged, summary, validations)
             connect(paths).close()  # refresh the views of trial.duckdb
     finally:
+        display.__exit__(None, None, None)
         con.close()
         shutil.rmtree(work, ignore_errors=True)
 

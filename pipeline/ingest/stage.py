@@ -6,20 +6,19 @@ staged in parallel; only the decision and commit that follow are serialised.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import duckdb
-import pandas as pd
-import pyarrow as pa
 
 from pipeline.config import Study
 from pipeline.ingest.discover import LandingFile, file_format
 from pipeline.ingest.gx_validate import RowChecker, merge_results
-from pipeline.ingest.prepare import prepare
-from pipeline.ingest.read import CHUNK_ROWS, FileRejected, FileShape, read_file
+from pipeline.ingest.prepare import checks_sql, content_hash_sql, typed_sql
+from pipeline.ingest.read import FileRejected, FileShape, read_file
 from pipeline.schema import CORRECTION_PAYLOAD, EVENT_SCHEMA, FIELDS
 
 SEQ_STRIDE = 10_000_000_000  # seq = file_idx * SEQ_STRIDE + record number
@@ -78,20 +77,25 @@ def file_level_rejection(f: LandingFile, study: Study) -> FileRejected | None:
     return None
 
 
-class Stager:
-    """Stages a site's files; GX validates the pending rows of several files in one run.
+VALIDATE_ROWS = 2_000_000  # pending rows that start a GX run (bounds the scratch's `checks` table)
+CHECKS = "checks"  # the staged rows as the GX suites read them (text + helper columns), `_row` = seq
 
-    A GX validation has a large fixed cost, so small deliveries are validated
-    together (per site and batch of at most CHUNK_ROWS rows), keyed by `seq`.
+
+class Stager:
+    """Stages a site's files; GX validates the pending rows of all its files in one run, inside DuckDB.
+
+    Each chunk read goes straight into the scratch DuckDB twice: typed into `rows` and, as the suites
+    read it, into `checks` (both spill to disk beyond the memory limit). A GX validation has a fixed
+    cost, so a site-run's rows are validated together, keyed by `seq`.
     """
 
     def __init__(self, con: duckdb.DuckDBPyConnection, checker: RowChecker, study: Study,
                  now: datetime | None = None) -> None:
         self.con, self.checker, self.study, self.now = con, checker, study, now
-        self.pending: list[tuple[int, pd.DataFrame]] = []
         self.pending_rows = 0
-        self.results: dict[str, dict[str, Any]] = {}  # suite -> results merged so far (memory stays flat)
+        self.results: dict[str, dict[str, Any]] = {}  # suite -> results merged so far
         self.site: str | None = None
+        self.on_bytes: Callable[[int], None] | None = None  # bytes of the current file read (progress display)
 
     def add(self, f: LandingFile, sha: str, file_idx: int) -> StagedFile:
         """Read and type one file into `rows`; a file-level failure leaves nothing of it staged."""
@@ -103,49 +107,54 @@ class Stager:
         shape = FileShape()
         base = file_idx * SEQ_STRIDE
         try:
-            for chunk in read_file(f.path, staged.fmt, shape):
-                frame, typed = prepare(chunk)
-                frame["_row"] = frame["_row"] + base
-                self.con.register("typed_chunk", typed)
-                self.con.execute(f"INSERT INTO rows SELECT {base} + _row, {file_idx}, _row, _raw, "
-                                 f"{', '.join(f.name for f in FIELDS)}, content_hash FROM typed_chunk")
-                self.con.unregister("typed_chunk")
-                corrections = frame[frame["event_type"] == "correction"]
-                if len(corrections):
-                    self.con.register("text_chunk", corrections[["_row", *CORRECTION_PAYLOAD]])
-                    self.con.execute(f"INSERT INTO correction_text SELECT _row, "
-                                     f"{', '.join(f'CAST({c} AS VARCHAR)' for c in CORRECTION_PAYLOAD)} "
-                                     f"FROM text_chunk")
-                    self.con.unregister("text_chunk")
-                staged.received += typed.num_rows
-                self.pending.append((file_idx, frame))
-                self.pending_rows += len(frame)
-                if self.pending_rows >= CHUNK_ROWS:
-                    self.flush()
+            for chunk in read_file(f.path, staged.fmt, shape, self.study.max_file_bytes):
+                staged.received += self._stage_chunk(chunk, base, file_idx)
+                if self.on_bytes is not None:
+                    self.on_bytes(shape.bytes_read)
         except FileRejected as exc:
             staged.rejected = exc
-            self.pending = [(i, fr) for i, fr in self.pending if i != file_idx]
-            self.pending_rows = sum(len(fr) for _, fr in self.pending)
             unstage(self.con, file_idx)
+            self.pending_rows = _count(self.con, CHECKS)
             staged.received = 0
             return staged
         staged.unknown_columns = shape.unknown_columns
         return staged
 
+    def _stage_chunk(self, chunk: Any, base: int, file_idx: int) -> int:
+        """One chunk of delivered text into `rows`, `checks` and `correction_text`; its row count."""
+        present = set(chunk.column_names)
+        con = self.con
+        con.register("chunk", chunk)
+        try:
+            con.execute(f"INSERT INTO rows SELECT {base} + _row, {file_idx}, _row, _raw, "
+                        f"{', '.join(f.name for f in FIELDS)}, {content_hash_sql()} FROM ({typed_sql(present)})")
+            checks = f"SELECT * REPLACE ({base} + _row AS _row) FROM ({checks_sql(present)})"
+            if not _exists(con, CHECKS):
+                con.execute(f"CREATE TABLE {CHECKS} AS {checks}")
+            else:
+                con.execute(f"INSERT INTO {CHECKS} {checks}")
+            if "event_type" in present:
+                payload = ", ".join(c if c in present else "NULL" for c in CORRECTION_PAYLOAD)
+                con.execute(f"INSERT INTO correction_text SELECT {base} + _row, {payload} FROM chunk "
+                            f"WHERE event_type = 'correction'")
+        finally:
+            con.unregister("chunk")
+        n = int(chunk.num_rows)
+        self.pending_rows += n
+        if self.pending_rows >= VALIDATE_ROWS:
+            self.flush()
+        return n
+
     def flush(self) -> None:
-        """Validate the pending rows with the GX suites and store the findings by seq."""
-        if not self.pending or self.site is None:
+        """Validate the pending rows with the GX suites (in DuckDB) and store the findings by seq."""
+        if not self.pending_rows or self.site is None:
             return
-        frame = pd.concat([fr for _, fr in self.pending], ignore_index=True)
-        self.pending, self.pending_rows = [], 0
-        verdict = self.checker.check(frame, parameters(self.study, self.site, self.now))
+        verdict = self.checker.check_table(self.con, CHECKS, parameters(self.study, self.site, self.now))
         found = [(seq, x.rule, x.message) for seq, xs in verdict.findings.items() for x in xs]
         if found:
-            seqs, rules, messages = zip(*found, strict=True)
-            self.con.register("found_chunk", pa.table({"seq": pa.array(seqs, pa.int64()), "rule": list(rules),
-                                                       "message": list(messages)}))
-            self.con.execute("INSERT INTO findings SELECT seq, rule, message FROM found_chunk")
-            self.con.unregister("found_chunk")
+            self.con.executemany("INSERT INTO findings VALUES (?, ?, ?)", found)
+        self.con.execute(f"DELETE FROM {CHECKS}")
+        self.pending_rows = 0
         for suite, result in verdict.results.items():
             so_far = self.results.get(suite)
             self.results[suite] = result if so_far is None else merge_results([so_far, result])
@@ -161,6 +170,19 @@ def unstage(con: duckdb.DuckDBPyConnection, file_idx: int) -> None:
     con.execute(f"DELETE FROM rows WHERE seq >= {lo} AND seq < {hi}")
     con.execute(f"DELETE FROM findings WHERE seq >= {lo} AND seq < {hi}")
     con.execute(f"DELETE FROM correction_text WHERE seq >= {lo} AND seq < {hi}")
+    if _exists(con, CHECKS):
+        con.execute(f"DELETE FROM {CHECKS} WHERE _row >= {lo} AND _row < {hi}")
+
+
+def _exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    found = con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND NOT temporary", [table])
+    return bool(found.fetchall()[0][0])
+
+
+def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
+    if not _exists(con, table):
+        return 0
+    return int(con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0])
 
 
 assert [f.name for f in FIELDS] == EVENT_SCHEMA.names[: len(FIELDS)]

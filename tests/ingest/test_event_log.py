@@ -105,7 +105,7 @@ def test_a_file_validated_in_several_chunks_keeps_every_verdict(dep: Deployment,
     import pipeline.ingest.stage as stage
 
     monkeypatch.setattr(read, "CHUNK_ROWS", 2)
-    monkeypatch.setattr(stage, "CHUNK_ROWS", 2)
+    monkeypatch.setattr(stage, "VALIDATE_ROWS", 2)
     rows = [enrollment("E1"), symptom("E2"), symptom("E3", comment="x" * 501),
             event("E4", "treatment", modality="nsaid"), symptom("E5", leg_pain_nrs=11)]
     dep.deliver("NL01", "a.csv", rows)

@@ -26,8 +26,8 @@ def _chunk(pain: str) -> pa.Table:
 
 def test_a_suite_is_validated_on_only_the_columns_it_reads() -> None:
     envelope = load_suite_dict("envelope")["expectations"]
-    cols = needed_columns(envelope, ["_row", "event_id", "leg_pain_nrs", "occurred_at__offset", "_lag_days"])
-    assert cols == ["_row", "event_id", "occurred_at__offset", "_lag_days"]  # leg_pain_nrs: not an envelope field
+    cols = needed_columns(envelope, ["_row", "event_id", "leg_pain_nrs", "occurred_at__not_instant", "_entry_lag_days"])
+    assert cols == ["_row", "event_id", "occurred_at__not_instant", "_entry_lag_days"]  # leg_pain_nrs: not envelope
 
 
 def test_gx_keeps_no_frames_or_metrics_after_a_check() -> None:
