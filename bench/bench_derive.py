@@ -38,6 +38,9 @@ from pipeline.store.warehouse import BATCH_SCHEMA, MEMORY_LIMIT, configure, even
 DAY_US = 86_400_000_000
 START = int(datetime(2024, 1, 1, tzinfo=UTC).timestamp() * 1_000_000)
 EVENTS_PER_PATIENT = 215  # diaries, assessments, treatments, flags, corrections, ...
+#: each site delivers one file per this many days (a large log is a few dozen files, as after a
+#: few ingests of a whole study; weekly files would make the bench a test of file listing)
+DELIVERY_DAYS = 182
 
 
 def _ids(prefix: str, numbers: np.ndarray, width: int) -> pa.Array:
@@ -152,7 +155,8 @@ def _envelope(table: pa.Table, patient_site: np.ndarray, sites: np.ndarray, rng:
     occurred = table["occurred"].to_numpy()
     edit = pc.is_in(table["event_type"], pa.array(["correction", "retraction"])).to_numpy(zero_copy_only=False)
     recorded = occurred + rng.integers(0, 36, n) * 3_600_000_000 + edit * 5 * DAY_US
-    ingested = (recorded // (7 * DAY_US) + 1) * 7 * DAY_US + 86_400_000_000  # weekly deliveries
+    period = DELIVERY_DAYS * DAY_US
+    ingested = (recorded // period + 1) * period + DAY_US  # one delivery per site and period
     patient = table["patient"].to_numpy()
     target = table["target_no"].to_numpy(zero_copy_only=False) if "target_no" in table.column_names else None
     columns: dict[str, pa.Array] = {
@@ -178,7 +182,7 @@ def _envelope(table: pa.Table, patient_site: np.ndarray, sites: np.ndarray, rng:
         else:
             out.append(pa.nulls(n, field.type))
     events = pa.Table.from_arrays(out, schema=EVENT_SCHEMA)
-    week = pc.cast(pa.array(ingested // (7 * DAY_US)), pa.string())
+    week = pc.cast(pa.array(ingested // period), pa.string())
     batch = pc.binary_join_element_wise(events["site_id"], week, "-")
     return events.set_column(EVENT_SCHEMA.get_field_index("batch_id"), "batch_id", batch)
 
@@ -260,7 +264,7 @@ def raw_pass(paths: Paths, query: str = CALENDAR_WEEK, through_events_sql: bool 
 
 def prepare(work: Path, events: int, sites: int = 10, seed: int = 2007) -> tuple[Paths, Study]:
     """A simulated warehouse of about `events` events under `work` (reused when it is already there)."""
-    root = work / f"events-{events}-seed-{seed}"
+    root = work / f"events-{events}-seed-{seed}-every-{DELIVERY_DAYS}d"
     paths = Paths(root / "study.toml", root / "landing", root / "warehouse")
     study = Study("BENCH", ("surgery", "conservative"), tuple(Site(f"S{i:02d}") for i in range(1, sites + 1)))
     if (paths.warehouse / "events").is_dir():

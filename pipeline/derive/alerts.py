@@ -20,13 +20,16 @@ MESSAGES = {
 
 
 def derived_alerts(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
-    """Alert rows for every derived-only red-flag occurrence (needs the temp tables of a build)."""
+    """Alert rows for every derived-only red-flag occurrence of every patient.
+
+    Read from the stored summary derive_state.derived_red_flags, not from this run's patients: a
+    derivation killed after its tables were stored and before its alerts were appended leaves them
+    to the next one, which may not touch those patients again.
+    """
     found = con.sql("""
-        select p.site_id, p.patient_id, e.event_id, e.flag, e.occurred_at, e.study_day
-        from red_flag_events as e
-        join patients as p using (patient_key)
-        where e.derived_only
-        order by e.occurred_at, e.event_id, e.flag
+        select site_id, patient_id, event_id, flag, occurred_at, study_day
+        from derive_state.derived_red_flags
+        order by occurred_at, event_id, flag, site_id, patient_id
     """).to_arrow_table().to_pylist()
     return [
         {

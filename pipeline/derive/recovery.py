@@ -1,8 +1,8 @@
 """SAP §7 time to recovery: Kaplan–Meier per arm and the log-rank test (lifelines).
 
-recovery_times.sql leaves one row per patient (arm, time in weeks, recovered);
-this module pulls those few thousand rows into Python, fits the curves and
-writes `recovery_km` and `recovery_summary`.
+recovery_times.sql leaves one row per patient (arm, time in weeks, recovered), kept
+as the summary derive_state.recovery_times; this module pulls those few thousand
+rows into Python, fits the curves and writes `recovery_km` and `recovery_summary`.
 """
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ SUMMARY_SCHEMA = pa.schema(
 def build_recovery_tables(con: duckdb.DuckDBPyConnection) -> None:
     arms = [a for (a,) in con.sql("select arm from study_arms").fetchall()]
     times = con.sql(
-        "select arm, time_weeks, recovered from recovery_times order by arm, time_weeks, recovered, patient_key"
+        "select arm, time_weeks, recovered from derive_state.recovery_times "
+        "order by arm, time_weeks, recovered, site_id, patient_id"
     ).fetchall()
     by_arm: dict[str, list[tuple[float, bool]]] = defaultdict(list)
     for arm, time_weeks, recovered in times:

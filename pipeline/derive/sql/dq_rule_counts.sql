@@ -2,7 +2,7 @@
 -- grain: one row per batch × kind × rule; kind = 'rejected' (quarantined rows or files)
 --        or 'warning' (warnings on accepted events, and unknown_column once per file)
 -- keys: batch_id, kind, rule
--- needs: quarantined_rows, dq_event_stats, ingest_batches
+-- needs: quarantined_rows, dq_event_stats, recounted_batches (the ledger records of the batches counted)
 with rejected as (
     select batch_id, unnest(rules) as rule
     from quarantined_rows
@@ -14,7 +14,7 @@ warned as (
     where grouping = 'batch' and warnings is not null
     union all
     select batch_id, 'unknown_column'
-    from ingest_batches
+    from recounted_batches
     where len(unknown_columns) > 0
 ),
 
