@@ -42,7 +42,7 @@ TABLES = tuple(TABLE_KEYS)
 #: SAP §3 parameters, the columns of weekly_values that the view trajectory unpivots
 PARAMS = ("LEGPAIN", "BACKPAIN", "EXTENT", "PARESTH", "WALK", "GPE", "ODI", "SLR", "DFMRC", "CALF")
 #: row counts read without computing a view: trajectory has a row per value present in weekly_values
-COUNTS = {"trajectory": "select " + " + ".join(f"count({p})" for p in PARAMS) + " from main.weekly_values"}
+COUNTS = {"trajectory": "select " + " + ".join(f"count({p})" for p in PARAMS) + " from {main}.weekly_values"}
 
 
 @dataclass(frozen=True)
@@ -180,8 +180,9 @@ def derive_tables(con: duckdb.DuckDBPyConnection, study: Study, sources: Sources
     _prepare(con, study, sources)
     for step in PATIENT_STEPS:
         run_step(con, step)
+    main = stored_schema(con)
     for i, (name, columns) in enumerate(PATIENT_TABLES.items()):
-        _store(con, f"main.{name}", f"select {columns} from temp.{name}", scoped, "site_id, patient_id",
+        _store(con, f"{main}.{name}", f"select {columns} from temp.{name}", scoped, "site_id, patient_id",
                "scope_patients")
         if i == 0:
             crashpoint("derive_writing")
@@ -193,7 +194,13 @@ def derive_tables(con: duckdb.DuckDBPyConnection, study: Study, sources: Sources
         run_step(con, step)
     _store_deliveries(con, scoped)
     build_aggregates(con)
-    return {name: _count(con, name) for name in TABLES}
+    return {name: _count(con, name, main) for name in TABLES}
+
+
+def stored_schema(con: duckdb.DuckDBPyConnection) -> str:
+    """The stored tables' schema, named with its database: a bare `main.x` finds a temporary x first."""
+    ((database,),) = con.execute("select current_database()").fetchall()
+    return f'"{database}".main'
 
 
 def _store(con: duckdb.DuckDBPyConnection, table: str, select: str, scoped: bool, key: str, keys_from: str) -> None:
@@ -268,6 +275,6 @@ def _drop_other_kind(con: duckdb.DuckDBPyConnection, name: str, kind: str) -> No
         con.execute(f"drop {other} main.{name}")
 
 
-def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
-    ((count,),) = con.sql(COUNTS.get(table, f"select count(*) from main.{table}")).fetchall()
+def _count(con: duckdb.DuckDBPyConnection, table: str, main: str) -> int:
+    ((count,),) = con.sql(COUNTS.get(table, "select count(*) from {main}." + table).format(main=main)).fetchall()
     return int(count)
