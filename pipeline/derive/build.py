@@ -60,6 +60,7 @@ class Sources:
     quarantine: str = empty_select(QUARANTINE_SCHEMA)
     delivered: str = ""  # default: events
     recounted: str = ""  # default: batches
+    small: bool = False  # `events` is a few patients' events: read them once into memory
 
     @classmethod
     def from_warehouse(cls, paths: Paths, as_of: datetime | None = None) -> Sources:
@@ -144,7 +145,8 @@ def sql_text(name: str) -> str:
 def _prepare(con: duckdb.DuckDBPyConnection, study: Study, sources: Sources) -> None:
     con.execute("set TimeZone = 'UTC'")
     con.execute(sql_text("macros"))
-    con.execute(f"create or replace temp view accepted_events as {sources.events}")
+    kind = "table" if sources.small else "view"
+    con.execute(f"create or replace temp {kind} accepted_events as {sources.events}")
     con.execute(
         "create or replace temp view accepted_observations as select * from accepted_events "
         "where event_type in ('symptom_report', 'assessment', 'treatment', 'red_flag')"

@@ -145,4 +145,5 @@ def scoped_sources(con: duckdb.DuckDBPyConnection, paths: Paths, new_batches: tu
         quarantine=_parquet(_files(paths, "quarantine", new), "quarantine"),
         delivered=_parquet(_files(paths, "events", new | redelivered), "events"),
         recounted=f"select * from ({dataset_sql(paths, 'batches')}) where batch_id in ({listed})",
+        small=True,
     )

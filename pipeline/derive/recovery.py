@@ -1,4 +1,4 @@
-"""SAP §7 time to recovery: Kaplan–Meier per arm and the log-rank test (lifelines).
+"""SAP §7 time to recovery: Kaplan–Meier per arm and the log-rank test (stats.py).
 
 recovery_times.sql leaves one row per patient (arm, time in weeks, recovered), kept
 as the summary derive_state.recovery_times; this module pulls those few thousand
