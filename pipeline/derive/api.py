@@ -14,7 +14,7 @@ from pipeline.derive.alerts import derived_alerts
 from pipeline.derive.build import Sources, build_tables, derive_tables
 from pipeline.derive.export import write_log_tables, write_tables
 from pipeline.derive.incremental import plan, scoped_sources, write_state
-from pipeline.store.alerts import append_alerts
+from pipeline.store.alerts import alert_key, append_alerts, raised_keys
 from pipeline.store.crash import crashpoint
 from pipeline.store.warehouse import configure, connect, writer_lock
 
@@ -71,6 +71,10 @@ def derive(paths: Paths, study: Study, as_of: datetime | None = None) -> DeriveR
             alerts = derived_alerts(con) if as_of is None else []
         finally:
             con.close()
+        if alerts:  # most derivations find none new: skip building an empty Arrow table (imports pandas)
+            already = raised_keys(paths)
+            alerts = [a for a in alerts if alert_key(a["site_id"], a["patient_id"], a["event_id"], a["flag"])
+                      not in already]
         raised = append_alerts(paths, alerts, source="derive") if alerts else 0
     return DeriveResult(rows=counts, as_of=as_of, alerts_raised=raised, scope=scope)
 

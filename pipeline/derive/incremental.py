@@ -25,7 +25,7 @@ from importlib import resources
 import duckdb
 
 from pipeline.config import Paths, Study
-from pipeline.derive.build import STATE, Sources, sql_text
+from pipeline.derive.build import EVENT_COLUMNS, STATE, Sources, sql_text
 from pipeline.read_sql import sql_literal
 from pipeline.store.warehouse import DATASETS, committed_batch_ids, dataset_sql, empty_select, snapshot_sql
 
@@ -140,7 +140,7 @@ def scoped_sources(con: duckdb.DuckDBPyConnection, paths: Paths, new_batches: tu
         else "where false"
     listed = ", ".join(sql_literal(b) for b in sorted(new))
     return Sources(
-        events=f"select * from ({snapshot_sql(paths, 'events')}) {in_scope}",
+        events=f"select {', '.join(EVENT_COLUMNS)} from ({snapshot_sql(paths, 'events')}) {in_scope}",
         batches=dataset_sql(paths, "batches"),
         quarantine=_parquet(_files(paths, "quarantine", new), "quarantine"),
         delivered=_parquet(_files(paths, "events", new | redelivered), "events"),

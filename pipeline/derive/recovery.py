@@ -13,6 +13,7 @@ import duckdb
 import pyarrow as pa
 
 from pipeline.derive.stats import KmStep, kaplan_meier, logrank_p, median_time, survival_at
+from pipeline.derive.tables import create_table
 
 #: weeks at which the recovered proportion is reported
 REPORT_WEEKS = (2, 4, 8, 12, 26, 52)
@@ -57,8 +58,8 @@ def build_recovery_tables(con: duckdb.DuckDBPyConnection) -> None:
                      "censored": s.censored, "survival": s.survival} for s in steps]
         summary_rows.append(_summary(arm, patients, steps, p_value))
 
-    _create(con, "recovery_km", pa.Table.from_pylist(km_rows, schema=KM_SCHEMA))
-    _create(con, "recovery_summary", pa.Table.from_pylist(summary_rows, schema=SUMMARY_SCHEMA))
+    create_table(con, "recovery_km", KM_SCHEMA, km_rows)
+    create_table(con, "recovery_summary", SUMMARY_SCHEMA, summary_rows)
 
 
 def _summary(arm: str, patients: list[tuple[float, bool]], steps: list[KmStep], p: float | None) -> dict[str, object]:
@@ -70,12 +71,3 @@ def _summary(arm: str, patients: list[tuple[float, bool]], steps: list[KmStep], 
         s = survival_at(steps, float(week))
         row[f"recovered_w{week}"] = None if s is None else float(1 - s)
     return row
-
-
-def _create(con: duckdb.DuckDBPyConnection, name: str, table: pa.Table) -> None:
-    view = f"{name}_rows"
-    con.register(view, table)
-    try:
-        con.execute(f"create or replace table {name} as select * from {view}")
-    finally:
-        con.unregister(view)
