@@ -6,12 +6,14 @@
 with rejected as (
     select batch_id, unnest(rules) as rule
     from quarantined_rows
+    where batch_id in (select batch_id from recounted_batches)
 ),
 
 warned as (
     select batch_id, unnest(warnings) as rule
     from dq_event_stats
-    where grouping = 'batch' and warnings is not null
+    -- (the statistics may cover more batches than are recounted: those sharing a site-week)
+    where grouping = 'batch' and warnings is not null and batch_id in (select batch_id from recounted_batches)
     union all
     select batch_id, 'unknown_column'
     from recounted_batches
