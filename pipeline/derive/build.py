@@ -138,7 +138,7 @@ SUMMARIES = {
         select p.site_id, p.patient_id, e.event_id, e.flag, e.occurred_at, e.study_day
         from red_flag_events as e join patients as p using (patient_key)
         where e.derived_only""",
-    "dq_diary_patients": "select * from dq_diary_patients",
+    "dq_diary_patients": "select * exclude (patient_key) from dq_diary_patients",
     "dq_diary_weeks": "select * from dq_diary_weeks",
 }
 #: the delivery statistics, per batch and per site-week, over `delivered_events`
@@ -189,14 +189,16 @@ def derive_tables(con: duckdb.DuckDBPyConnection, study: Study, sources: Sources
     `sources.delivered` / `sources.recounted`, keeping the rest (incremental.py).
     """
     _prepare(con, study, sources)
+    # in full, the stored tables that keep every column are written directly (no temporary copy)
+    direct = set() if scoped else {name for name, columns in PATIENT_TABLES.items() if columns == "*"}
     for step in PATIENT_STEPS:
-        run_step(con, step)
+        run_step(con, Step(step.name) if step.name in direct else step)
     main = stored_schema(con)
-    for i, (name, columns) in enumerate(PATIENT_TABLES.items()):
-        _store(con, f"{main}.{name}", f"select {columns} from temp.{name}", scoped, "site_id, patient_id",
-               "scope_patients")
-        if i == 0:
-            crashpoint("derive_writing")
+    for name, columns in PATIENT_TABLES.items():
+        if name not in direct:
+            _store(con, f"{main}.{name}", f"select {columns} from temp.{name}", scoped, "site_id, patient_id",
+                   "scope_patients")
+    crashpoint("derive_writing")
     if not scoped:
         run_step(con, Step("trajectory", view=True))
     for name, select in SUMMARIES.items():

@@ -4,6 +4,7 @@
 -- needs: patients
 with diary_patients as (
     select
+        patient_key,
         site_id,
         patient_id,
         enrolled_at,

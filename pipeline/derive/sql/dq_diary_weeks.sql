@@ -8,45 +8,39 @@
 -- A per-patient summary (stored as derive_state.dq_diary_weeks): dq_site_week reads it, not the log.
 -- needs: observations, patients, dq_diary_patients
 with diaries as (
-    select p.site_id, p.patient_id, o.patient_key, o.week, o.occurred_at, epoch_us(o.ingested_at) as ingested_us
-    from observations as o
-    join patients as p using (patient_key)
-    where o.event_type = 'symptom_report'
+    select patient_key, week, occurred_at, epoch_us(ingested_at) as ingested_us
+    from observations
+    where event_type = 'symptom_report'
 ),
 
 reports_by_week as (
-    select
-        site_id,
-        patient_id,
-        iso_week_start(ingested_us) as week_start,
-        max(occurred_at) as latest_report_at
+    select patient_key, iso_week_start(ingested_us) as week_start, max(occurred_at) as latest_report_at
     from diaries
     group by all
 ),
 
 diary_weeks as (
     select
-        d.site_id,
-        d.patient_id,
+        d.patient_key,
         d.week,
         greatest(min(d.ingested_us), any_value(p.enrollment_ingested_us)) as counted_from_us
     from diaries as d
-    join dq_diary_patients as p using (site_id, patient_id)
+    join dq_diary_patients as p using (patient_key)
     where d.week >= 1 and d.week <= p.last_owed_week
-    group by d.site_id, d.patient_id, d.week
+    group by d.patient_key, d.week
 ),
 
 kept_by_week as (
-    select site_id, patient_id, iso_week_start(counted_from_us) as week_start,
-           count(*) as kept_weeks
+    select patient_key, iso_week_start(counted_from_us) as week_start, count(*) as kept_weeks
     from diary_weeks
     group by all
 ),
 
 final as (
-    select site_id, patient_id, week_start, r.latest_report_at, k.kept_weeks
+    select p.site_id, p.patient_id, week_start, r.latest_report_at, k.kept_weeks
     from reports_by_week as r
-    full join kept_by_week as k using (site_id, patient_id, week_start)
+    full join kept_by_week as k using (patient_key, week_start)
+    join patients as p using (patient_key)
 )
 
 select * from final
