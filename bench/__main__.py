@@ -18,4 +18,5 @@ try:
 except ImportError:
     bench_derive = None  # type: ignore[assignment]
 if bench_derive is not None and hasattr(bench_derive, "run"):
-    print(bench_derive.run(Path("bench/out/derive"), events, repeat), flush=True)
+    derive_events = int(os.environ.get("BENCH_DERIVE_EVENTS", "4200000"))  # P2 and P4 are figures at ~4 M events
+    print(bench_derive.run(Path("bench/out/derive"), derive_events, repeat), flush=True)

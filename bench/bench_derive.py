@@ -1,16 +1,15 @@
-"""Benchmark: `derive` on millions of simulated events against a raw DuckDB single pass.
+"""Benchmark: `derive` on a ~4 M-event log, in full and after a 1 % delivery.
 
-Writes a synthetic warehouse (event log + ledger, EVENT_SCHEMA, weekly batches
-per site), then times
-  raw     one DuckDB pass reading the event log and averaging leg pain per patient and week
-  derive  pipeline.derive.api.derive (every SAP table into trial.duckdb, derive alerts)
-and prints both and the ratio (target: derive <= 3 x raw). The raw pass reads the log through
-`events_sql` (only committed batches, each row looked up in the ledger; derive lists the
-committed files once instead), and the bare Parquet read is printed too: the ratio against it
-is the one that does not depend on how committed rows are found.
-Both run in this process with imports warm (lifelines alone takes seconds to import).
+Writes a synthetic warehouse (event log + ledger in EVENT_SCHEMA, one file per site and half
+year, as ingest stores them; reused from --work when there), then measures
+  P2  a full derive (pipeline.derive.api.derive, in this process with imports warm) against the
+      one-pass DuckDB aggregate over the same Parquet files: mean leg pain per patient and
+      `epoch(occurred_at) // 604800` week (target <= 5x, goal 3x);
+  P4  `trialpipe derive` after a delivery of 200 patients x 7 diaries into that log against a full
+      `trialpipe derive`, both whole CLI processes (target <= 0.2x), and their peak RSS (<= 1 GB).
+Ratios are medians of the ratios of each repetition.
 
-    uv run --frozen python -m bench.bench_derive --events 5000000 --work bench/out/derive
+    uv run --frozen python -m bench.bench_derive --events 4200000 --work bench/out/derive
 """
 
 from __future__ import annotations
@@ -20,9 +19,10 @@ import itertools
 import os
 import shutil
 import statistics
+import sys
 import tempfile
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -31,6 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from bench.common import Measurement, measure
 from pipeline.config import Paths, Site, Study
 from pipeline.schema import EVENT_SCHEMA, EXTENT_LEVELS
 from pipeline.store.warehouse import BATCH_SCHEMA, MEMORY_LIMIT, configure, events_sql
@@ -38,6 +39,9 @@ from pipeline.store.warehouse import BATCH_SCHEMA, MEMORY_LIMIT, configure, even
 DAY_US = 86_400_000_000
 START = int(datetime(2024, 1, 1, tzinfo=UTC).timestamp() * 1_000_000)
 EVENTS_PER_PATIENT = 215  # diaries, assessments, treatments, flags, corrections, ...
+#: each site delivers one file per this many days (a large log is a few dozen files, as after a
+#: few ingests of a whole study; weekly files would make the bench a test of file listing)
+DELIVERY_DAYS = 182
 
 
 def _ids(prefix: str, numbers: np.ndarray, width: int) -> pa.Array:
@@ -152,7 +156,8 @@ def _envelope(table: pa.Table, patient_site: np.ndarray, sites: np.ndarray, rng:
     occurred = table["occurred"].to_numpy()
     edit = pc.is_in(table["event_type"], pa.array(["correction", "retraction"])).to_numpy(zero_copy_only=False)
     recorded = occurred + rng.integers(0, 36, n) * 3_600_000_000 + edit * 5 * DAY_US
-    ingested = (recorded // (7 * DAY_US) + 1) * 7 * DAY_US + 86_400_000_000  # weekly deliveries
+    period = DELIVERY_DAYS * DAY_US
+    ingested = (recorded // period + 1) * period + DAY_US  # one delivery per site and period
     patient = table["patient"].to_numpy()
     target = table["target_no"].to_numpy(zero_copy_only=False) if "target_no" in table.column_names else None
     columns: dict[str, pa.Array] = {
@@ -178,7 +183,7 @@ def _envelope(table: pa.Table, patient_site: np.ndarray, sites: np.ndarray, rng:
         else:
             out.append(pa.nulls(n, field.type))
     events = pa.Table.from_arrays(out, schema=EVENT_SCHEMA)
-    week = pc.cast(pa.array(ingested // (7 * DAY_US)), pa.string())
+    week = pc.cast(pa.array(ingested // period), pa.string())
     batch = pc.binary_join_element_wise(events["site_id"], week, "-")
     return events.set_column(EVENT_SCHEMA.get_field_index("batch_id"), "batch_id", batch)
 
@@ -215,52 +220,9 @@ def write_warehouse(events: pa.Table, warehouse: Path) -> int:
     return batches.num_rows
 
 
-#: mean leg pain per patient and calendar week
-CALENDAR_WEEK = """
-    select count(*) from (
-        select site_id, patient_id, date_trunc('week', occurred_at) as week, avg(leg_pain_nrs) as leg_pain
-        from ({source})
-        where event_type = 'symptom_report'
-        group by all
-    )
-"""
-#: mean leg pain per patient and study week (SAP §2), the enrollment found in the same pass
-STUDY_WEEK = """
-    select count(*) from (
-        select site_id, patient_id, case when day >= 1 then ceil(day / 7) else 0 end as week,
-               avg(leg_pain_nrs) as leg_pain
-        from (
-            select site_id, patient_id, event_type, leg_pain_nrs,
-                   floor((epoch_us(occurred_at) - epoch_us(max(occurred_at) filter (where event_type = 'enrollment')
-                       over (partition by site_id, patient_id))) / 86400000000) as day
-            from ({source})
-        )
-        where event_type = 'symptom_report' and day >= -14
-        group by all
-    )
-"""
-
-
-def raw_pass(paths: Paths, query: str = CALENDAR_WEEK, through_events_sql: bool = True) -> tuple[float, int]:
-    """One DuckDB pass over the event log, aggregating leg pain per patient and week.
-
-    Through `events_sql` (the committed event log, as every reader of the warehouse sees it) or,
-    for reference, straight from the Parquet files.
-    """
-    glob = str(paths.warehouse / "events" / "site=*" / "*.parquet")
-    source = events_sql(paths) if through_events_sql else f"select * from read_parquet('{glob}')"
-    con = duckdb.connect()
-    configure(con, paths)
-    started = time.perf_counter()
-    ((groups,),) = con.sql(query.format(source=source)).fetchall()
-    elapsed = time.perf_counter() - started
-    con.close()
-    return elapsed, int(groups)
-
-
 def prepare(work: Path, events: int, sites: int = 10, seed: int = 2007) -> tuple[Paths, Study]:
     """A simulated warehouse of about `events` events under `work` (reused when it is already there)."""
-    root = work / f"events-{events}-seed-{seed}"
+    root = work / f"events-{events}-seed-{seed}-every-{DELIVERY_DAYS}d"
     paths = Paths(root / "study.toml", root / "landing", root / "warehouse")
     study = Study("BENCH", ("surgery", "conservative"), tuple(Site(f"S{i:02d}") for i in range(1, sites + 1)))
     if (paths.warehouse / "events").is_dir():
@@ -274,41 +236,145 @@ def prepare(work: Path, events: int, sites: int = 10, seed: int = 2007) -> tuple
     return paths, study
 
 
+#: the one-pass DuckDB aggregate P2 is measured against: mean leg pain per patient and (epoch) week,
+#: straight from the same Parquet files
+ONE_PASS = """
+    select count(*) from (
+        select site_id, patient_id, epoch(occurred_at) // 604800 as week, avg(leg_pain_nrs) as leg_pain
+        from read_parquet({files})
+        where event_type = 'symptom_report'
+        group by all
+    )
+"""
+#: a 1 % delivery: this many patients, each with this many new diaries (P4)
+DELIVERY_PATIENTS, DELIVERY_DIARIES = 200, 7
+DELIVERY_PREFIX = "delivery-"
+
+
+def one_pass(paths: Paths) -> float:
+    files = "'" + str(paths.warehouse / "events" / "site=*" / "*.parquet") + "'"
+    con = duckdb.connect()
+    configure(con, paths)
+    started = time.perf_counter()
+    con.sql(ONE_PASS.format(files=files)).fetchall()
+    elapsed = time.perf_counter() - started
+    con.close()
+    return elapsed
+
+
+def write_study(paths: Paths, study: Study) -> None:
+    lines = [f'study_id = "{study.study_id}"', "arms = [" + ", ".join(f'"{a}"' for a in study.arms) + "]"]
+    lines += [f'[[sites]]\nid = "{s}"' for s in study.site_ids]
+    paths.study.write_text("\n".join(lines) + "\n")
+
+
+def delivery_files(paths: Paths) -> list[Path]:
+    return [*paths.warehouse.glob(f"events/site=*/{DELIVERY_PREFIX}*.parquet"),
+            *paths.warehouse.glob(f"batches/{DELIVERY_PREFIX}*.parquet")]
+
+
+def write_delivery(paths: Paths, seed: int = 11) -> int:
+    """A week's delivery of DELIVERY_DIARIES diaries for DELIVERY_PATIENTS patients, one file per site,
+    stored as ingest stores it (EVENT_SCHEMA, one ingestion instant per file, a ledger record last)."""
+    rng = np.random.default_rng(seed)
+    con = duckdb.connect()
+    glob = str(paths.warehouse / "events" / "site=*" / "*.parquet")
+    ((last_ingested,),) = con.sql(f"select max(ingested_at) from read_parquet('{glob}')").fetchall()
+    picked = con.sql(f"""
+        select site_id, patient_id, max(occurred_at) as last_at from read_parquet('{glob}')
+        group by site_id, patient_id order by hash(patient_id), patient_id limit {DELIVERY_PATIENTS}
+    """).fetchall()
+    rows = []
+    for site_id, patient_id, last_at in picked:
+        for d in range(DELIVERY_DIARIES):
+            pain = int(rng.integers(0, 5))
+            rows.append({
+                "event_id": f"N{len(rows):08d}", "event_type": "symptom_report", "site_id": site_id,
+                "patient_id": patient_id, "occurred_at": last_at + timedelta(days=d + 1),
+                "recorded_at": last_at + timedelta(days=d + 1, hours=2), "leg_pain_nrs": pain,
+                "back_pain_nrs": pain, "pain_extent": "back", "paresthesia": "none", "global_recovery": 2,
+                "walking_tolerance_min": 60, "schema_version": 1, "warnings": [],
+            })
+    events = pa.Table.from_pylist(rows, schema=EVENT_SCHEMA)
+    ingested = max(last_ingested, max(r["recorded_at"] for r in rows)) + timedelta(days=1)
+    for site_id in sorted({r["site_id"] for r in rows}):
+        part = events.filter(pc.equal(events["site_id"], site_id))
+        batch_id = f"{DELIVERY_PREFIX}{site_id}"
+        part = part.set_column(EVENT_SCHEMA.get_field_index("batch_id"), "batch_id",
+                               pa.array([batch_id] * part.num_rows, pa.string()))
+        part = part.set_column(EVENT_SCHEMA.get_field_index("ingested_at"), "ingested_at",
+                               pa.array([ingested] * part.num_rows, pa.timestamp("us", tz="UTC")))
+        pq.write_table(part, paths.warehouse / "events" / f"site={site_id}" / f"{batch_id}.parquet")
+        record = {"batch_id": batch_id, "site_id": site_id, "source_file": f"{batch_id}.csv",
+                  "source_sha256": batch_id, "status": "ingested", "file_rules": [], "received": part.num_rows,
+                  "accepted": part.num_rows, "rejected": 0, "duplicates": 0, "warnings": 0,
+                  "unknown_columns": [], "ingested_at": ingested}
+        pq.write_table(pa.Table.from_pylist([record], schema=BATCH_SCHEMA),
+                       paths.warehouse / "batches" / f"{batch_id}.parquet")
+    return len(rows)
+
+
+def cli_derive(paths: Paths) -> Measurement:
+    return measure([sys.executable, "-m", "pipeline.cli", "derive", "--study", str(paths.study),
+                    "--landing", str(paths.landing), "--warehouse", str(paths.warehouse)])
+
+
 def run(work: Path, events: int, repeat: int = 1) -> str:
-    """Time the raw pass and derive (medians of `repeat`, in this process, imports warm); the report."""
-    from pipeline.derive import recovery  # noqa: F401  (lifelines is imported once, before timing)
+    """P2 (full derive vs the one-pass aggregate) and P4 (derive after a 1 % delivery vs a full derive)."""
+    from pipeline.derive import incidence, recovery  # noqa: F401  (imported once, before timing)
     from pipeline.derive.api import derive
 
     paths, study = prepare(work, events)
-    raw_pass(paths)  # warm the file cache
-    raw = statistics.median(raw_pass(paths)[0] for _ in range(repeat))
-    bare = statistics.median(raw_pass(paths, through_events_sql=False)[0] for _ in range(repeat))
-    study_week = statistics.median(raw_pass(paths, STUDY_WEEK)[0] for _ in range(repeat))
-    timings, result = [], None
+    write_study(paths, study)
+    db, base = paths.db_path, paths.warehouse / "trial-before-delivery.duckdb"
+    for f in delivery_files(paths):
+        f.unlink()
+    one_pass(paths)  # warm the file cache
+    # the whole processes first: a child's peak RSS counts the parent's at the fork, so they are
+    # measured while this process is still small (before the in-process derivations of P2)
+    db.unlink(missing_ok=True)
+    cli_derive(paths)
+    shutil.copyfile(db, base)  # derived before the delivery
+    diaries = write_delivery(paths)
+    p4, full_cli, incr_cli = [], [], []
     for _ in range(repeat):
+        db.unlink()
+        full_cli.append(cli_derive(paths))
+        shutil.copyfile(base, db)
+        incr_cli.append(cli_derive(paths))
+        p4.append(incr_cli[-1].seconds / full_cli[-1].seconds)
+    p2, full_s = [], []
+    for _ in range(repeat):
+        db.unlink(missing_ok=True)
         started = time.perf_counter()
         result = derive(paths, study)
-        timings.append(time.perf_counter() - started)
-    seconds = statistics.median(timings)
+        full_s.append(time.perf_counter() - started)
+        raw = one_pass(paths)
+        p2.append(full_s[-1] / raw)
     n_events = duckdb.connect().sql(f"select count(*) from ({events_sql(paths)})").fetchall()[0][0]
-    lines = [
-        f"derive: {n_events:,} events, memory_limit {MEMORY_LIMIT}, {os.cpu_count()} CPUs, median of {repeat}",
-        f"  raw pass, calendar weeks (events_sql):   {raw:7.2f} s",
-        f"  raw pass, calendar weeks (bare Parquet): {bare:7.2f} s",
-        f"  raw pass, study weeks (events_sql):      {study_week:7.2f} s",
-        f"  trialpipe derive:                        {seconds:7.2f} s",
-        f"  ratio derive / raw, calendar weeks:      {seconds / raw:7.2f}   (target <= 3)",
-        f"  ratio derive / raw, bare Parquet:        {seconds / bare:7.2f}",
-        f"  ratio derive / raw, study weeks:         {seconds / study_week:7.2f}",
-    ]
-    if result is not None:
-        lines += ["", result.describe()]
-    return "\n".join(lines)
+    med = statistics.median
+    return "\n".join([
+        f"derive: {n_events:,} events in {len(list(paths.warehouse.glob('events/site=*/*.parquet')))} files, "
+        f"memory_limit {MEMORY_LIMIT}, {os.cpu_count()} CPUs, medians of {repeat}",
+        f"  P2 full derive (in process, imports warm)       {med(full_s):7.2f} s",
+        "  P2 one-pass DuckDB aggregate (mean leg pain per patient and epoch(occurred_at) // 604800)",
+        f"                                                  {med(full_s) / med(p2):7.2f} s",
+        f"  P2 ratio full derive / one-pass aggregate       {med(p2):7.2f}   (target <= 5, goal 3)",
+        f"  P4 `trialpipe derive`, full (whole process)     {med(m.seconds for m in full_cli):7.2f} s, "
+        f"peak RSS {med(m.peak_rss_mb for m in full_cli):5.0f} MB (target <= 1024)",
+        f"  P4 `trialpipe derive` after a delivery of {DELIVERY_PATIENTS} patients x {DELIVERY_DIARIES} diaries "
+        f"({diaries} events)",
+        f"                                                  {med(m.seconds for m in incr_cli):7.2f} s, "
+        f"peak RSS {med(m.peak_rss_mb for m in incr_cli):5.0f} MB",
+        f"  P4 ratio after delivery / full                  {med(p4):7.2f}   (target <= 0.2)",
+        "",
+        result.describe(),
+    ])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--events", type=int, default=5_000_000)
+    parser.add_argument("--events", type=int, default=4_200_000)
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--work", type=Path, default=None,
                         help="keep the simulated warehouse here and reuse it (default: a temp dir, removed)")

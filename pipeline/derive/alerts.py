@@ -8,10 +8,12 @@ keeps one alert per (site, patient, event_id, flag), so a re-derivation never re
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import duckdb
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MESSAGES = {
     "MOTOR": "motor decline in an assessment",
     "BILATERAL": "bilateral symptoms reported in a diary (affected side is not bilateral)",
@@ -20,19 +22,23 @@ MESSAGES = {
 
 
 def derived_alerts(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
-    """Alert rows for every derived-only red-flag occurrence (needs the temp tables of a build)."""
-    found = con.sql("""
-        select p.site_id, p.patient_id, e.event_id, e.flag, e.occurred_at, e.study_day
-        from red_flag_events as e
-        join patients as p using (patient_key)
-        where e.derived_only
-        order by e.occurred_at, e.event_id, e.flag
-    """).to_arrow_table().to_pylist()
+    """Alert rows for every derived-only red-flag occurrence of every patient.
+
+    Read from the stored summary derive_state.derived_red_flags, not from this run's patients: a
+    derivation killed after its tables were stored and before its alerts were appended leaves them
+    to the next one, which may not touch those patients again.
+    """
+    # instants as epoch microseconds: converting Arrow timestamps to Python would import pandas
+    found = con.execute("""
+        select site_id, patient_id, event_id, flag, epoch_us(occurred_at), study_day
+        from derive_state.derived_red_flags
+        order by occurred_at, event_id, flag, site_id, patient_id
+    """).fetchall()
     return [
         {
-            "site_id": r["site_id"], "patient_id": r["patient_id"], "event_id": r["event_id"], "flag": r["flag"],
-            "occurred_at": r["occurred_at"], "validated": True,
-            "message": f"{r['flag']}: {MESSAGES[r['flag']]} (study day {r['study_day']})",
+            "site_id": site_id, "patient_id": patient_id, "event_id": event_id, "flag": flag,
+            "occurred_at": EPOCH + timedelta(microseconds=occurred_us), "validated": True,
+            "message": f"{flag}: {MESSAGES[flag]} (study day {study_day})",
         }
-        for r in found
+        for site_id, patient_id, event_id, flag, occurred_us, study_day in found
     ]

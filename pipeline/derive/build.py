@@ -11,7 +11,6 @@ tests can derive from literal events.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -19,6 +18,7 @@ import duckdb
 
 from pipeline.config import Paths, Study
 from pipeline.read_sql import load_sql, sql_literal
+from pipeline.store.crash import crashpoint
 from pipeline.store.warehouse import BATCH_SCHEMA, QUARANTINE_SCHEMA, dataset_sql, empty_select, snapshot_sql
 
 #: SAP §6: the seven red flags, then ANY (first occurrence of any of them)
@@ -42,16 +42,25 @@ TABLES = tuple(TABLE_KEYS)
 #: SAP §3 parameters, the columns of weekly_values that the view trajectory unpivots
 PARAMS = ("LEGPAIN", "BACKPAIN", "EXTENT", "PARESTH", "WALK", "GPE", "ODI", "SLR", "DFMRC", "CALF")
 #: row counts read without computing a view: trajectory has a row per value present in weekly_values
-COUNTS = {"trajectory": "select " + " + ".join(f"count({p})" for p in PARAMS) + " from weekly_values"}
+COUNTS = {"trajectory": "select " + " + ".join(f"count({p})" for p in PARAMS) + " from {main}.weekly_values"}
 
 
 @dataclass(frozen=True)
 class Sources:
-    """SQL text of the inputs, already cut at the as-of instant."""
+    """SQL text of the inputs, already cut at the as-of instant.
+
+    A full derivation reads all of them. An incremental one (incremental.py) narrows three:
+    `events` to the events of the patients new batches touched, `delivered` to the events of the
+    batches whose delivery statistics are recomputed and `recounted` (with `quarantine`) to the
+    ledger records of the new batches; `batches` is always the whole ledger.
+    """
 
     events: str
     batches: str = empty_select(BATCH_SCHEMA)
     quarantine: str = empty_select(QUARANTINE_SCHEMA)
+    delivered: str = ""  # default: events
+    recounted: str = ""  # default: batches
+    small: bool = False  # `events` is a few patients' events: read them once into memory
 
     @classmethod
     def from_warehouse(cls, paths: Paths, as_of: datetime | None = None) -> Sources:
@@ -87,42 +96,54 @@ class Step:
         return self.target or self.name
 
 
-def _finish_incidence(con: duckdb.DuckDBPyConnection) -> None:
-    from pipeline.derive.incidence import add_confidence_intervals
-
-    add_confidence_intervals(con)
-
-
-def _finish_recovery(con: duckdb.DuckDBPyConnection) -> None:
-    from pipeline.derive.recovery import build_recovery_tables
-
-    build_recovery_tables(con)
-
-
-#: the derivations in dependency order; a Python finisher runs right after its step
-STEPS: tuple[Step, ...] = (
+#: the event columns the per-patient derivations read (log_anchors.sql, effective_events.sql): a few
+#: patients' events are read with only these (a Parquet scan costs per column decoded)
+EVENT_COLUMNS = (
+    "event_id", "event_type", "site_id", "patient_id", "occurred_at", "recorded_at", "ingested_at",
+    "target_event_id", "arm", "affected_side", "leg_pain_nrs", "back_pain_nrs", "pain_extent", "paresthesia",
+    "paresthesia_extent", "walking_tolerance_min", "bladder_dysfunction", "bowel_dysfunction", "saddle_numbness",
+    "bilateral_symptoms", "global_recovery", "slr_angle_deg", "dorsiflexion_mrc", "plantarflexion_mrc",
+    "calf_raise_count", "odi_score", "modality", "flag",
+)
+#: the per-patient derivations in dependency order, all temporary: each patient's rows depend on
+#: that patient's events only, so they can be derived for some patients (incremental.py) or all
+PATIENT_STEPS: tuple[Step, ...] = (
     Step("log_anchors", temp=True),
     Step("effective_events", script=True),
     Step("patients", temp=True),
     Step("observations", temp=True),
-    Step("weekly_values"),
-    Step("trajectory", view=True),
+    Step("weekly_values", temp=True),
     Step("red_flag_events", temp=True),
-    Step("red_flag_occurrences"),
-    Step("patient_week"),
-    Step("treatment_flares"),
+    Step("red_flag_occurrences", temp=True),
+    Step("patient_week", temp=True),
+    Step("treatment_flares", temp=True),
     Step("red_flag_at_risk", temp=True),
-    Step("red_flag_incidence", temp=True, target="red_flag_counts"),  # incidence.py adds the intervals
-    Step("recovery_times", temp=True),  # recovery.py builds recovery_km and recovery_summary
-    Step("dq_event_stats", temp=True),
-    Step("dq_rule_counts", temp=True),
-    Step("dq_batch"),
-    Step("dq_site_week"),
+    Step("recovery_times", temp=True),
+    Step("dq_diary_patients", temp=True),
+    Step("dq_diary_weeks", temp=True),
 )
-FINISHERS: dict[str, Callable[[duckdb.DuckDBPyConnection], None]] = {
-    "red_flag_incidence": _finish_incidence,
-    "recovery_times": _finish_recovery,
+#: the per-patient tables stored in trial.duckdb: the columns kept (patient_key is this derivation's alias)
+PATIENT_TABLES = {
+    "weekly_values": "* exclude (patient_key)",
+    "red_flag_occurrences": "*",
+    "patient_week": "*",
+    "treatment_flares": "*",
 }
+#: per-patient summaries kept in the schema derive_state, the only input of the aggregates;
+#: each a select over the temporary tables, keyed by (site_id, patient_id)
+SUMMARIES = {
+    "red_flag_at_risk": "select * exclude (patient_key) from red_flag_at_risk",
+    "recovery_times": "select * exclude (patient_key) from recovery_times",
+    "derived_red_flags": """
+        select p.site_id, p.patient_id, e.event_id, e.flag, e.occurred_at, e.study_day
+        from red_flag_events as e join patients as p using (patient_key)
+        where e.derived_only""",
+    "dq_diary_patients": "select * exclude (patient_key) from dq_diary_patients",
+    "dq_diary_weeks": "select * from dq_diary_weeks",
+}
+#: the delivery statistics, per batch and per site-week, over `delivered_events`
+DELIVERY_STEPS: tuple[Step, ...] = (Step("dq_event_stats", temp=True), Step("dq_rule_counts", temp=True))
+STATE = "derive_state"
 
 
 def sql_text(name: str) -> str:
@@ -133,33 +154,114 @@ def sql_text(name: str) -> str:
 def _prepare(con: duckdb.DuckDBPyConnection, study: Study, sources: Sources) -> None:
     con.execute("set TimeZone = 'UTC'")
     con.execute(sql_text("macros"))
-    con.execute(f"create or replace temp view accepted_events as {sources.events}")
+    kind = "table" if sources.small else "view"
+    con.execute(f"create or replace temp {kind} accepted_events as {sources.events}")
     con.execute(
         "create or replace temp view accepted_observations as select * from accepted_events "
         "where event_type in ('symptom_report', 'assessment', 'treatment', 'red_flag')"
     )
     con.execute(f"create or replace temp view ingest_batches as {sources.batches}")
     con.execute(f"create or replace temp view quarantined_rows as {sources.quarantine}")
+    con.execute(f"create or replace temp view delivered_events as {sources.delivered or sources.events}")
+    con.execute(f"create or replace temp view recounted_batches as {sources.recounted or sources.batches}")
     con.execute("create or replace temp table study_sites as select unnest(?::varchar[]) as site_id",
                 [list(study.site_ids)])
     con.execute("create or replace temp table study_arms as select unnest(?::varchar[]) as arm", [list(study.arms)])
     con.execute("create or replace temp table red_flag_flags as select unnest(?::varchar[]) as flag",
                 [[*FLAGS, ANY_FLAG]])
+    con.execute(f"create schema if not exists {STATE}")
 
 
 def build_tables(con: duckdb.DuckDBPyConnection, study: Study, sources: Sources) -> dict[str, int]:
-    """Build every derived table in `con` (CREATE OR REPLACE); returns row counts per table.
+    """Build every derived table in `con` from scratch (CREATE OR REPLACE); returns row counts per table.
 
-    The caller decides about transactions. Intermediate tables are temporary.
+    The caller decides about transactions. Intermediate tables are temporary; the per-patient and
+    per-batch summaries the aggregates are built from are stored in the schema derive_state.
+    """
+    return derive_tables(con, study, sources, scoped=False)
+
+
+def derive_tables(con: duckdb.DuckDBPyConnection, study: Study, sources: Sources, scoped: bool) -> dict[str, int]:
+    """Derive the per-patient rows of `sources.events`, then every aggregate; returns row counts.
+
+    scoped=False replaces every table. scoped=True replaces only the rows of the patients in the
+    temporary table scope_patients(site_id, patient_id) and the delivery statistics of the batches in
+    `sources.delivered` / `sources.recounted`, keeping the rest (incremental.py).
     """
     _prepare(con, study, sources)
-    for step in STEPS:
+    # in full, the stored tables that keep every column are written directly (no temporary copy)
+    direct = set() if scoped else {name for name, columns in PATIENT_TABLES.items() if columns == "*"}
+    for step in PATIENT_STEPS:
+        run_step(con, Step(step.name) if step.name in direct else step)
+    main = stored_schema(con)
+    for name, columns in PATIENT_TABLES.items():
+        if name not in direct:
+            _store(con, f"{main}.{name}", f"select {columns} from temp.{name}", scoped, "site_id, patient_id",
+                   "scope_patients")
+    crashpoint("derive_writing")
+    if not scoped:
+        run_step(con, Step("trajectory", view=True))
+    for name, select in SUMMARIES.items():
+        _store(con, f"{STATE}.{name}", select, scoped, "site_id, patient_id", "scope_patients")
+    for step in DELIVERY_STEPS:
         run_step(con, step)
-    return {name: _count(con, name) for name in TABLES}
+    _store_deliveries(con, scoped)
+    build_aggregates(con)
+    return {name: _count(con, name, main) for name in TABLES}
+
+
+def stored_schema(con: duckdb.DuckDBPyConnection) -> str:
+    """The stored tables' schema, named with its database: a bare `main.x` finds a temporary x first."""
+    ((database,),) = con.execute("select current_database()").fetchall()
+    return f'"{database}".main'
+
+
+def _store(con: duckdb.DuckDBPyConnection, table: str, select: str, scoped: bool, key: str, keys_from: str) -> None:
+    """Replace `table` by `select`, or (scoped) only its rows whose `key` is in `keys_from`."""
+    if not scoped:
+        con.execute(f"create or replace table {table} as {select}")
+        return
+    con.execute(f"delete from {table} where ({key}) in (select {key} from {keys_from})")
+    con.execute(f"insert into {table} by name {select}")
+
+
+def _store_deliveries(con: duckdb.DuckDBPyConnection, scoped: bool) -> None:
+    """Keep the delivery statistics: per batch, per site-week, and which site-weeks each batch touched.
+
+    Scoped, `delivered_events` holds every event of the site-weeks it touches, so the statistics of
+    those site-weeks and of its batches are whole again; the rest are kept.
+    """
+    if scoped:
+        con.execute(f"""
+            delete from {STATE}.event_stats as s
+            where (s.grouping = 'batch' and s.batch_id in
+                       (select batch_id from dq_event_stats where grouping = 'batch'))
+               or (s.grouping = 'site_week' and (s.site_id, s.iso_week) in
+                       (select site_id, iso_week from dq_event_stats where grouping = 'site_week'))
+        """)
+        con.execute(f"insert into {STATE}.event_stats by name select * from dq_event_stats")
+    else:
+        con.execute(f"create or replace table {STATE}.event_stats as select * from dq_event_stats")
+    _store(con, f"{STATE}.rule_counts", "select * from dq_rule_counts", scoped, "batch_id", "recounted_batches")
+    _store(con, f"{STATE}.batch_weeks",
+           "select distinct batch_id, site_id, iso_week_start(epoch_us(ingested_at)) as week_start "
+           "from delivered_events", scoped, "batch_id", "(select distinct batch_id from delivered_events)")
+
+
+def build_aggregates(con: duckdb.DuckDBPyConnection) -> None:
+    """The aggregate tables, from the summaries in derive_state only (never from the log)."""
+    from pipeline.derive.incidence import add_confidence_intervals
+    from pipeline.derive.recovery import build_recovery_tables
+
+    run_step(con, Step("red_flag_incidence", temp=True, target="red_flag_counts"))
+    add_confidence_intervals(con)
+    build_recovery_tables(con)
+    run_step(con, Step("dq_batch"))
+    run_step(con, Step("dq_site_week"))
 
 
 def run_step(con: duckdb.DuckDBPyConnection, step: Step) -> None:
-    """Build one step's table or view (then its Python finisher, if it has one)."""
+    """Build one step's table or view."""
     if step.script:
         con.execute(sql_text(step.name))
     elif step.temp:
@@ -168,9 +270,6 @@ def run_step(con: duckdb.DuckDBPyConnection, step: Step) -> None:
         kind = "view" if step.view else "table"
         _drop_other_kind(con, step.table, kind)
         con.execute(f"create or replace {kind} {step.table} as {sql_text(step.name)}")
-    finisher = FINISHERS.get(step.name)
-    if finisher is not None:
-        finisher(con)
 
 
 def _drop_other_kind(con: duckdb.DuckDBPyConnection, name: str, kind: str) -> None:
@@ -189,6 +288,6 @@ def _drop_other_kind(con: duckdb.DuckDBPyConnection, name: str, kind: str) -> No
         con.execute(f"drop {other} main.{name}")
 
 
-def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
-    ((count,),) = con.sql(COUNTS.get(table, f"select count(*) from {table}")).fetchall()
+def _count(con: duckdb.DuckDBPyConnection, table: str, main: str) -> int:
+    ((count,),) = con.sql(COUNTS.get(table, "select count(*) from {main}." + table).format(main=main)).fetchall()
     return int(count)

@@ -12,6 +12,7 @@ import duckdb
 import pyarrow as pa
 
 from pipeline.derive.stats import poisson_rate_ci, wilson_ci
+from pipeline.derive.tables import create_table
 
 COLUMNS = (
     "stratum_type", "stratum", "flag", "at_risk", "cases", "patient_weeks", "rate_per_100pw", "rate_ci_low",
@@ -38,14 +39,10 @@ def add_confidence_intervals(con: duckdb.DuckDBPyConnection) -> None:
             "rate_ci_low": rate_low, "rate_ci_high": rate_high,
             "proportion_ci_low": prop_low, "proportion_ci_high": prop_high,
         })
-    intervals = pa.Table.from_pylist(rows, schema=INTERVALS)
-    con.register("red_flag_intervals", intervals)
-    try:
-        con.execute(f"""
-            create or replace table red_flag_incidence as
-            select {", ".join(COLUMNS)}
-            from red_flag_counts
-            join red_flag_intervals using (stratum_type, stratum, flag)
-        """)
-    finally:
-        con.unregister("red_flag_intervals")
+    create_table(con, "red_flag_intervals", INTERVALS, rows, temp=True)
+    con.execute(f"""
+        create or replace table red_flag_incidence as
+        select {", ".join(COLUMNS)}
+        from red_flag_counts
+        join red_flag_intervals using (stratum_type, stratum, flag)
+    """)

@@ -1,8 +1,8 @@
-"""SAP §7 time to recovery: Kaplan–Meier per arm and the log-rank test (lifelines).
+"""SAP §7 time to recovery: Kaplan–Meier per arm and the log-rank test (stats.py).
 
-recovery_times.sql leaves one row per patient (arm, time in weeks, recovered);
-this module pulls those few thousand rows into Python, fits the curves and
-writes `recovery_km` and `recovery_summary`.
+recovery_times.sql leaves one row per patient (arm, time in weeks, recovered), kept
+as the summary derive_state.recovery_times; this module pulls those few thousand
+rows into Python, fits the curves and writes `recovery_km` and `recovery_summary`.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import duckdb
 import pyarrow as pa
 
 from pipeline.derive.stats import KmStep, kaplan_meier, logrank_p, median_time, survival_at
+from pipeline.derive.tables import create_table
 
 #: weeks at which the recovered proportion is reported
 REPORT_WEEKS = (2, 4, 8, 12, 26, 52)
@@ -31,7 +32,8 @@ SUMMARY_SCHEMA = pa.schema(
 def build_recovery_tables(con: duckdb.DuckDBPyConnection) -> None:
     arms = [a for (a,) in con.sql("select arm from study_arms").fetchall()]
     times = con.sql(
-        "select arm, time_weeks, recovered from recovery_times order by arm, time_weeks, recovered, patient_key"
+        "select arm, time_weeks, recovered from derive_state.recovery_times "
+        "order by arm, time_weeks, recovered, site_id, patient_id"
     ).fetchall()
     by_arm: dict[str, list[tuple[float, bool]]] = defaultdict(list)
     for arm, time_weeks, recovered in times:
@@ -56,8 +58,8 @@ def build_recovery_tables(con: duckdb.DuckDBPyConnection) -> None:
                      "censored": s.censored, "survival": s.survival} for s in steps]
         summary_rows.append(_summary(arm, patients, steps, p_value))
 
-    _create(con, "recovery_km", pa.Table.from_pylist(km_rows, schema=KM_SCHEMA))
-    _create(con, "recovery_summary", pa.Table.from_pylist(summary_rows, schema=SUMMARY_SCHEMA))
+    create_table(con, "recovery_km", KM_SCHEMA, km_rows)
+    create_table(con, "recovery_summary", SUMMARY_SCHEMA, summary_rows)
 
 
 def _summary(arm: str, patients: list[tuple[float, bool]], steps: list[KmStep], p: float | None) -> dict[str, object]:
@@ -69,12 +71,3 @@ def _summary(arm: str, patients: list[tuple[float, bool]], steps: list[KmStep], 
         s = survival_at(steps, float(week))
         row[f"recovered_w{week}"] = None if s is None else float(1 - s)
     return row
-
-
-def _create(con: duckdb.DuckDBPyConnection, name: str, table: pa.Table) -> None:
-    view = f"{name}_rows"
-    con.register(view, table)
-    try:
-        con.execute(f"create or replace table {name} as select * from {view}")
-    finally:
-        con.unregister(view)

@@ -1,22 +1,24 @@
-"""The statistics of SAP §6 and §7, delegated to scipy and lifelines.
+"""The statistics of SAP §6 and §7: distribution quantiles from scipy.special, curves by counting.
 
 Pure functions on small, already aggregated inputs (counts per stratum, one
 time per patient); no I/O. The tests cross-check every one of them against a
-hand computation.
+hand computation and lifelines. Derivation imports neither scipy.stats nor
+lifelines: together they take seconds to import, more than an incremental
+derivation of the tables costs; scipy.stats' chi2 and norm quantiles are these
+same scipy.special functions (chdtri, chdtrc, ndtri).
 """
 
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
-from scipy.stats import chi2, norm
+from scipy.special import chdtrc, chdtri, ndtri
 
 #: the two-sided 95% normal quantile used by the Wilson interval
-Z95 = float(norm.ppf(0.975))
+Z95 = float(ndtri(0.975))
 
 
 def poisson_rate_ci(cases: int, patient_weeks: float | None, per: float = 100.0) -> tuple[float | None, float | None]:
@@ -26,8 +28,9 @@ def poisson_rate_ci(cases: int, patient_weeks: float | None, per: float = 100.0)
     """
     if patient_weeks is None or patient_weeks <= 0:
         return None, None
-    low = 0.0 if cases == 0 else float(chi2.ppf(0.025, 2 * cases)) / 2
-    high = float(chi2.ppf(0.975, 2 * cases + 2)) / 2
+    # chi2.ppf(q, df) is chdtri(df, 1 - q)
+    low = 0.0 if cases == 0 else float(chdtri(2 * cases, 0.975)) / 2
+    high = float(chdtri(2 * cases + 2, 0.025)) / 2
     return low * per / patient_weeks, high * per / patient_weeks
 
 
@@ -63,25 +66,23 @@ class KmStep:
 def kaplan_meier(durations: Sequence[float], observed: Sequence[bool]) -> list[KmStep]:
     """Kaplan–Meier estimate as one step per distinct event or censoring time.
 
-    lifelines counts who is at risk, has the event and is censored at each time. The
-    curve is the product of those counts taken as exact fractions: lifelines' own curve
-    (exp of a sum of logs) can land a hair above 1/2 where the product is exactly 1/2,
-    and the SAP's median is "the smallest time where the curve is <= 0.5".
+    At each time: who is still at risk just before it, how many have the event and how many are
+    censored there (lifelines' event table, counted directly). The curve is the product of those
+    counts taken as exact fractions: a float product can land a hair above 1/2 where the product
+    is exactly 1/2, and the SAP's median is "the smallest time where the curve is <= 0.5".
     """
-    if not durations:
-        return []
-    from lifelines import KaplanMeierFitter
-
-    table = KaplanMeierFitter().fit(list(durations), event_observed=[bool(e) for e in observed]).event_table
+    counts: dict[float, list[int]] = {}
+    for time, event in zip(durations, observed, strict=True):
+        tally = counts.setdefault(float(time), [0, 0])
+        tally[0 if event else 1] += 1
+    at_risk = len(durations)
     steps = []
     curve = Fraction(1)
-    for time, row in table.iterrows():
-        if int(row["removed"]) == 0:
-            continue  # lifelines' origin row
-        at_risk, events = int(row["at_risk"]), int(row["observed"])
+    for time in sorted(counts):
+        events, censored = counts[time]
         curve *= Fraction(at_risk - events, at_risk)
-        steps.append(KmStep(time=float(time), at_risk=at_risk, events=events,
-                            censored=int(row["censored"]), exact=curve))
+        steps.append(KmStep(time=time, at_risk=at_risk, events=events, censored=censored, exact=curve))
+        at_risk -= events + censored
     return steps
 
 
@@ -103,16 +104,41 @@ def survival_at(steps: Sequence[KmStep], time: float) -> Fraction | None:
 
 
 def logrank_p(durations: Sequence[float], groups: Sequence[str], observed: Sequence[bool]) -> float | None:
-    """Log-rank test across the groups (lifelines): p of χ² with groups − 1 degrees of freedom.
+    """Log-rank test across the groups: p of χ² with groups − 1 degrees of freedom.
 
-    None with fewer than two groups or when the statistic is undefined (e.g. no event at all).
+    The statistic is lifelines' multivariate_logrank_test: at each event time the observed minus
+    expected events per group and their hypergeometric covariance, summed; (O − E)ᵀ V⁻¹ (O − E)
+    over all groups but the last. None with fewer than two groups or when the statistic is
+    undefined (e.g. no event at all).
     """
-    if len(set(groups)) < 2:
+    names = sorted(set(groups))
+    if len(names) < 2:
         return None
-    from lifelines.statistics import multivariate_logrank_test
+    import numpy as np
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        result = multivariate_logrank_test(list(durations), list(groups), [bool(e) for e in observed])
-    p = float(result.p_value)
+    index = {g: i for i, g in enumerate(names)}
+    k = len(names)
+    rows: dict[float, list[np.ndarray]] = {}
+    for time, group, event in zip(durations, groups, observed, strict=True):
+        tally = rows.setdefault(float(time), [np.zeros(k), np.zeros(k)])
+        tally[0 if event else 1][index[group]] += 1
+    at_risk = np.zeros(k)
+    for group in groups:
+        at_risk[index[group]] += 1
+    o_minus_e = np.zeros(k)
+    variance = np.zeros((k, k))
+    for time in sorted(rows):
+        events, censored = rows[time]
+        d, n = events.sum(), at_risk.sum()
+        if d > 0:
+            share = at_risk / n
+            o_minus_e += events - d * share
+            if n > 1:
+                variance += d * (n - d) / (n - 1) * (np.diag(share) - np.outer(share, share))
+        at_risk = at_risk - events - censored
+    if not any(observed):
+        return None
+    # a pseudo-inverse, as lifelines: a group whose patients all leave before any event adds nothing
+    statistic = float(o_minus_e[:-1] @ np.linalg.pinv(variance[:-1, :-1]) @ o_minus_e[:-1])
+    p = float(chdtrc(k - 1, statistic))
     return None if math.isnan(p) else p

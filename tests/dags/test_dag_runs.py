@@ -126,7 +126,9 @@ def tables(paths: Paths) -> dict[str, pd.DataFrame]:
     con = duckdb.connect(str(paths.db_path), read_only=True)
     try:
         con.execute("SET TimeZone = 'UTC'")
-        names = [r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()]
+        # the schema main: the derived tables and views (derive_state holds derive's bookkeeping)
+        names = [r[0] for r in con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'").fetchall()]
         return {name: con.execute(f'SELECT * FROM "{name}"').df() for name in names}
     finally:
         con.close()

@@ -107,3 +107,11 @@ def test_trial_duckdb_is_stored_in_a_format_duckdb_1_2_clients_read(paths: Paths
     with duckdb.connect(str(paths.db_path), read_only=True) as con:
         ((tags,),) = con.sql("select tags from duckdb_databases() where path is not null").fetchall()
     assert tags["storage_version"] == "v1.2.0+"
+
+
+def test_derive_leaves_duckdb_part_of_the_memory_limit_for_the_rest_of_the_process() -> None:
+    from pipeline.derive.api import derive_memory_limit
+
+    assert derive_memory_limit("1GB") == "700MB"
+    assert derive_memory_limit("2GiB") == "1503MB"
+    assert derive_memory_limit("80%") == "80%"  # not a size: DuckDB reads it as given

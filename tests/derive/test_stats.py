@@ -121,3 +121,29 @@ def test_median_is_the_time_the_curve_reaches_exactly_one_half() -> None:
     assert steps[2].survival == 0.5
     assert stats.median_time(steps) == 3.0
     assert stats.survival_at(steps, 2.0) == Fraction(2, 3)
+
+
+def test_kaplan_meier_counts_and_logrank_agree_with_lifelines() -> None:
+    # derivation counts the curve and computes the log-rank test itself (lifelines takes seconds to
+    # import); lifelines is the reference on random data with ties, censoring and three groups
+    import random
+    import warnings
+
+    from lifelines import KaplanMeierFitter
+    from lifelines.statistics import multivariate_logrank_test
+
+    rng = random.Random(14)
+    for _ in range(25):
+        n = rng.randint(2, 60)
+        times = [rng.randint(0, 15) / rng.choice([1, 7]) for _ in range(n)]
+        events = [rng.random() < 0.6 for _ in range(n)]
+        groups = [rng.choice("abc"[: rng.randint(2, 3)]) for _ in range(n)]
+        table = KaplanMeierFitter().fit(times, events).event_table
+        expected = [(float(t), int(r["at_risk"]), int(r["observed"]), int(r["censored"]))
+                    for t, r in table.iterrows() if int(r["removed"])]
+        assert [(s.time, s.at_risk, s.events, s.censored) for s in stats.kaplan_meier(times, events)] == expected
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            reference = float(multivariate_logrank_test(times, groups, events).p_value)
+        if not math.isnan(reference):
+            assert stats.logrank_p(times, groups, events) == pytest.approx(reference, rel=1e-9, abs=1e-12)

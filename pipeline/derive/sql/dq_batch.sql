@@ -1,7 +1,7 @@
 -- dq_batch (SAP §8): data quality of every delivered file.
 -- grain: one row per batch (ingested file, also a file rejected whole or a file duplicate)
 -- keys: batch_id
--- needs: ingest_batches, dq_event_stats, dq_rule_counts
+-- needs: ingest_batches, derive_state.event_stats, derive_state.rule_counts (every batch's statistics)
 with rules as (
     select
         batch_id,
@@ -9,7 +9,7 @@ with rules as (
                     list(n order by rule) filter (where kind = 'rejected')))::varchar as rejected_by_rule,
         to_json(map(list(rule order by rule) filter (where kind = 'warning'),
                     list(n order by rule) filter (where kind = 'warning')))::varchar as warnings_by_rule
-    from dq_rule_counts
+    from derive_state.rule_counts
     group by batch_id
 ),
 
@@ -32,7 +32,7 @@ final as (
         coalesce(r.rejected_by_rule, '{}') as rejected_by_rule,
         coalesce(r.warnings_by_rule, '{}') as warnings_by_rule
     from ingest_batches as b
-    left join dq_event_stats as e on e.grouping = 'batch' and e.batch_id = b.batch_id
+    left join derive_state.event_stats as e on e.grouping = 'batch' and e.batch_id = b.batch_id
     left join rules as r on r.batch_id = b.batch_id
 )
 

@@ -2,19 +2,21 @@
 -- grain: one row per batch × kind × rule; kind = 'rejected' (quarantined rows or files)
 --        or 'warning' (warnings on accepted events, and unknown_column once per file)
 -- keys: batch_id, kind, rule
--- needs: quarantined_rows, dq_event_stats, ingest_batches
+-- needs: quarantined_rows, dq_event_stats, recounted_batches (the ledger records of the batches counted)
 with rejected as (
     select batch_id, unnest(rules) as rule
     from quarantined_rows
+    where batch_id in (select batch_id from recounted_batches)
 ),
 
 warned as (
     select batch_id, unnest(warnings) as rule
     from dq_event_stats
-    where grouping = 'batch' and warnings is not null
+    -- (the statistics may cover more batches than are recounted: those sharing a site-week)
+    where grouping = 'batch' and warnings is not null and batch_id in (select batch_id from recounted_batches)
     union all
     select batch_id, 'unknown_column'
-    from ingest_batches
+    from recounted_batches
     where len(unknown_columns) > 0
 ),
 

@@ -1,12 +1,16 @@
 -- dq_site_week (SAP §8): data quality per site and ISO week of ingestion.
 -- grain: one row per site × ISO week (of ingested_at, UTC) in which the site delivered a file
 -- keys: site_id, iso_week
--- needs: ingest_batches, dq_event_stats, dq_rule_counts, patients, observations
+-- Built from the ledger and small stored summaries (derive_state.*), never from the event log:
+-- the events' statistics per site-week and the rule counts per batch, and per patient the diary
+-- summaries of dq_diary_patients and dq_diary_weeks.
+-- needs: ingest_batches, derive_state.event_stats, derive_state.rule_counts,
+--        derive_state.dq_diary_patients, derive_state.dq_diary_weeks
 with batches as (
     select
         *,
         strftime(ingested_at, '%G-W%V') as iso_week,
-        date_trunc('week', ingested_at) as week_start
+        iso_week_start(epoch_us(ingested_at)) as week_start
     from ingest_batches
     where site_id is not null
 ),
@@ -17,7 +21,7 @@ site_weeks as (
         site_id,
         iso_week,
         min(week_start) as week_start,
-        min(week_start) + interval 7 days as week_end,
+        min(week_start) + 7 * 86400000000 as week_end,
         count(*) as files,
         sum(received)::bigint as received,
         sum(accepted)::bigint as accepted,
@@ -35,7 +39,7 @@ rules as (
         c.kind,
         c.rule,
         sum(c.n)::bigint as n
-    from dq_rule_counts as c
+    from derive_state.rule_counts as c
     join batches as b using (batch_id)
     group by b.site_id, b.iso_week, c.kind, c.rule
 ),
@@ -55,33 +59,11 @@ rules_by_week as (
 -- diary completeness, as it stood at the end of each week: the enrolled, not withdrawn
 -- patient-weeks (w >= 1, up to the week of the site's latest report ingested by then) that have
 -- at least one symptom_report ingested by then
-diary_patients as (
-    select
-        patient_key,
-        site_id,
-        enrolled_at,
-        enrollment_ingested_at,
-        -- diaries are owed up to the end of follow-up (week 52) and, for a withdrawn patient, up to
-        -- the week before the withdrawal's week
-        least(
-            follow_up_weeks(),
-            case when withdrawn_at is not null
-                 then coalesce(analysis_week(study_day(withdrawn_at, enrolled_at)), 0) - 1 end
-        ) as last_owed_week
-    from patients
-),
-
-diaries as (
-    select p.site_id, o.patient_key, o.week, o.occurred_at, o.ingested_at
-    from observations as o
-    join diary_patients as p using (patient_key)
-    where o.event_type = 'symptom_report'
-),
-
 latest_report_by_week as (
-    select site_id, date_trunc('week', ingested_at) as week_start, max(occurred_at) as latest_report_at
-    from diaries
-    group by site_id, date_trunc('week', ingested_at)
+    select site_id, week_start, max(latest_report_at) as latest_report_at
+    from derive_state.dq_diary_weeks
+    where latest_report_at is not null
+    group by site_id, week_start
 ),
 
 site_week_latest as (
@@ -100,27 +82,15 @@ owed as (
             0
         )) as owed_weeks
     from site_week_latest as w
-    join diary_patients as p on p.site_id = w.site_id and p.enrollment_ingested_at < w.week_end
+    join derive_state.dq_diary_patients as p on p.site_id = w.site_id and p.enrollment_ingested_us < w.week_end
     group by w.site_id, w.iso_week
 ),
 
-diary_weeks as (
-    -- a patient-week counts from the moment both a diary of it and the enrollment were ingested
-    select
-        d.site_id,
-        d.patient_key,
-        d.week,
-        greatest(min(d.ingested_at), any_value(p.enrollment_ingested_at)) as counted_from
-    from diaries as d
-    join diary_patients as p using (patient_key)
-    where d.week >= 1 and d.week <= p.last_owed_week
-    group by d.site_id, d.patient_key, d.week
-),
-
 kept_by_week as (
-    select site_id, date_trunc('week', counted_from) as week_start, count(*) as n
-    from diary_weeks
-    group by site_id, date_trunc('week', counted_from)
+    select site_id, week_start, sum(kept_weeks) as n
+    from derive_state.dq_diary_weeks
+    where kept_weeks is not null
+    group by site_id, week_start
 ),
 
 kept as (
@@ -155,7 +125,7 @@ final as (
         -- days from the site's last file to the latest ingestion in the warehouse (as of the cutoff)
         days_between(f.last_file_at, (select max(ingested_at) from batches)) as days_since_last_file
     from site_weeks as w
-    left join dq_event_stats as e
+    left join derive_state.event_stats as e
         on e.grouping = 'site_week' and e.site_id = w.site_id and e.iso_week = w.iso_week
     left join rules_by_week as r on r.site_id = w.site_id and r.iso_week = w.iso_week
     left join owed as o on o.site_id = w.site_id and o.iso_week = w.iso_week

@@ -15,6 +15,14 @@ create or replace temp macro study_day(t, enrolled_at) as
 create or replace temp macro analysis_week(day) as
     case when day >= 1 then ((day + 6) // 7)::integer when day >= -14 then 0 end;
 
+-- the Monday 00:00 UTC of the ISO week of an instant given in epoch microseconds (1970-01-01 was a
+-- Thursday), in epoch microseconds: integer arithmetic instead of date_trunc('week', t), which runs
+-- ICU time-zone code per row
+create or replace temp macro iso_week_start(us) as
+    floor_div(us + 3 * 86400000000, 7 * 86400000000) * (7 * 86400000000) - 3 * 86400000000;
+-- its ISO year-week label, e.g. 2024-W01 (formatted once per group, on a plain timestamp)
+create or replace temp macro iso_week_label(week_start_us) as strftime(make_timestamp(week_start_us), '%G-W%V');
+
 -- elapsed time in (fractional) days and weeks
 create or replace temp macro days_between(t0, t1) as us_between(t0, t1) / 86400000000.0;
 create or replace temp macro weeks_between(t0, t1) as us_between(t0, t1) / 604800000000.0;

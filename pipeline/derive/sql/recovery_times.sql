@@ -25,6 +25,8 @@ latest_reports as (
 final as (
     select
         p.patient_key,
+        p.site_id,
+        p.patient_id,
         p.arm,
         r.recovered_at is not null as recovered,
         case

@@ -1,5 +1,6 @@
 -- red_flag_at_risk (SAP §6): each patient's time at risk and case status, per flag.
 -- grain: one row per analysed patient × flag (the seven flags and ANY); keys: patient_key, flag
+-- (site_id, patient_id: the key of the stored per-patient summary derive_state.red_flag_at_risk)
 -- needs: red_flag_occurrences, patients, observations, red_flag_flags
 with follow_up as (
     -- the latest occurred_at among the patient's effective events
@@ -31,7 +32,7 @@ grid as (
 
 joined as (
     select
-        g.patient_key, g.site_id, g.arm, g.flag, g.enrolled_at, g.withdrawn_at, g.last_event_at,
+        g.patient_key, g.site_id, g.patient_id, g.arm, g.flag, g.enrolled_at, g.withdrawn_at, g.last_event_at,
         coalesce(not o.prevalent, true) as at_risk,
         case when not o.prevalent then o.occurred_at end as incident_at
     from grid as g
@@ -43,6 +44,7 @@ final as (
     select
         patient_key,
         site_id,
+        patient_id,
         arm,
         flag,
         at_risk,

@@ -84,7 +84,8 @@ occurrences as (
     -- previous_report: the immediately previous symptom_report (observations.sql)
     from reports
     where paresthesia_extent >= previous_report.paresthesia_extent + 2
-      and previous_report.occurred_at >= occurred_at - interval 7 days
+      -- (on epoch microseconds: TIMESTAMPTZ - INTERVAL runs ICU calendar code per row)
+      and us_between(previous_report.occurred_at, occurred_at) <= 7 * 86400000000
       and leg_pain >= previous_report.leg_pain + 2
     union all
     select patient_key, event_id, occurred_at, study_day, seq, 'OTHER', false

@@ -4,7 +4,7 @@
 -- keys: stratum_type, stratum, flag
 -- This file builds the counts and point estimates; the exact Poisson and Wilson 95% intervals
 -- are added by pipeline/derive/incidence.py (scipy), which writes the final table.
--- needs: red_flag_at_risk, study_sites, study_arms, red_flag_flags
+-- needs: derive_state.red_flag_at_risk (every patient's summary), study_sites, study_arms, red_flag_flags
 with strata as (
     select 'overall' as stratum_type, 'overall' as stratum
     union all
@@ -14,11 +14,11 @@ with strata as (
 ),
 
 memberships as (
-    select 'overall' as stratum_type, 'overall' as stratum, r.* from red_flag_at_risk as r
+    select 'overall' as stratum_type, 'overall' as stratum, r.* from derive_state.red_flag_at_risk as r
     union all
-    select 'site', r.site_id, r.* from red_flag_at_risk as r
+    select 'site', r.site_id, r.* from derive_state.red_flag_at_risk as r
     union all
-    select 'arm', r.arm, r.* from red_flag_at_risk as r
+    select 'arm', r.arm, r.* from derive_state.red_flag_at_risk as r
 ),
 
 counts as (

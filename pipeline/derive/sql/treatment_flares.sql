@@ -26,8 +26,8 @@ around as (
     select t.event_id as treatment_event_id, t.occurred_at as treated_at, o.occurred_at, o.leg_pain, o.seq
     from treatment_days as t
     join pain as o on o.patient_key = t.patient_key and o.study_day = t.day
-    where o.occurred_at >= t.occurred_at - interval 7 days
-      and o.occurred_at <= t.occurred_at + interval 7 days
+    -- |o - t| <= 7 days, on epoch microseconds (TIMESTAMPTZ ± INTERVAL runs ICU calendar code per row)
+    where abs(us_between(t.occurred_at, o.occurred_at)) <= 7 * 86400000000
 ),
 
 pre_pain as (

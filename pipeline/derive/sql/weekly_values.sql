@@ -24,28 +24,51 @@ with observed as (
     where event_type in ('symptom_report', 'assessment')
 ),
 
-weekly as (
+baseline_weeks as (
+    -- week 0 (the baseline window): every parameter's last value
     select
         patient_key,
         week,
-        case when week = 0 then cast(arg_max(leg_pain, seq) filter (where leg_pain is not null) as double)
-             else avg(leg_pain) end as LEGPAIN,
-        case when week = 0 then cast(arg_max(back_pain, seq) filter (where back_pain is not null) as double)
-             else avg(back_pain) end as BACKPAIN,
-        -- levels are small integers; every parameter value is a double
-        cast(case when week = 0 then arg_max(extent, seq) filter (where extent is not null)
-             else max(extent) end as double) as EXTENT,
-        cast(case when week = 0 then arg_max(paresthesia, seq) filter (where paresthesia is not null)
-             else max(paresthesia) end as double) as PARESTH,
-        case when week = 0 then cast(arg_max(walk, seq) filter (where walk is not null) as double)
-             else avg(walk) end as WALK,
+        cast(arg_max(leg_pain, seq) filter (where leg_pain is not null) as double) as LEGPAIN,
+        cast(arg_max(back_pain, seq) filter (where back_pain is not null) as double) as BACKPAIN,
+        cast(arg_max(extent, seq) filter (where extent is not null) as double) as EXTENT,
+        cast(arg_max(paresthesia, seq) filter (where paresthesia is not null) as double) as PARESTH,
+        cast(arg_max(walk, seq) filter (where walk is not null) as double) as WALK,
         cast(arg_max(gpe, seq) filter (where gpe is not null) as double) as GPE,
         cast(arg_max(odi, seq) filter (where odi is not null) as double) as ODI,
         cast(arg_max(slr, seq) filter (where slr is not null) as double) as SLR,
         cast(arg_max(dfmrc, seq) filter (where dfmrc is not null) as double) as DFMRC,
         cast(arg_max(calf, seq) filter (where calf is not null) as double) as CALF
     from observed
+    where week = 0
     group by patient_key, week
+),
+
+later_weeks as (
+    -- weeks >= 1: means, maxima and last values (each aggregate computed only where it applies)
+    select
+        patient_key,
+        week,
+        avg(leg_pain) as LEGPAIN,
+        avg(back_pain) as BACKPAIN,
+        -- levels are small integers; every parameter value is a double
+        cast(max(extent) as double) as EXTENT,
+        cast(max(paresthesia) as double) as PARESTH,
+        avg(walk) as WALK,
+        cast(arg_max(gpe, seq) filter (where gpe is not null) as double) as GPE,
+        cast(arg_max(odi, seq) filter (where odi is not null) as double) as ODI,
+        cast(arg_max(slr, seq) filter (where slr is not null) as double) as SLR,
+        cast(arg_max(dfmrc, seq) filter (where dfmrc is not null) as double) as DFMRC,
+        cast(arg_max(calf, seq) filter (where calf is not null) as double) as CALF
+    from observed
+    where week >= 1
+    group by patient_key, week
+),
+
+weekly as (
+    select * from baseline_weeks
+    union all
+    select * from later_weeks
 ),
 
 final as (
