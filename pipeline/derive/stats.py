@@ -106,39 +106,46 @@ def survival_at(steps: Sequence[KmStep], time: float) -> Fraction | None:
 def logrank_p(durations: Sequence[float], groups: Sequence[str], observed: Sequence[bool]) -> float | None:
     """Log-rank test across the groups: p of χ² with groups − 1 degrees of freedom.
 
-    The statistic is lifelines' multivariate_logrank_test: at each event time the observed minus
-    expected events per group and their hypergeometric covariance, summed; (O − E)ᵀ V⁻¹ (O − E)
-    over all groups but the last. None with fewer than two groups or when the statistic is
-    undefined (e.g. no event at all).
+    lifelines' multivariate_logrank_test, operation for operation, so that the p-value is the one
+    lifelines gives to the last bit (a statistician re-running it on ADTTE gets exactly this number)
+    without importing lifelines and pandas in every derive (over a second). Groups are taken in
+    order of first appearance and the event table has one row per distinct duration, as in
+    lifelines; tests/derive/test_stats.py compares the two bit for bit. None with fewer than two
+    groups or when the statistic is undefined (lifelines' NaN); with no event at all it is 1, as lifelines.
     """
-    names = sorted(set(groups))
+    names = list(dict.fromkeys(groups))
     if len(names) < 2:
         return None
     import numpy as np
 
     index = {g: i for i, g in enumerate(names)}
     k = len(names)
-    rows: dict[float, list[np.ndarray]] = {}
+    times = sorted({float(t) for t in durations})
+    row = {t: i for i, t in enumerate(times)}
+    removed = np.zeros((k, len(times)))  # lifelines' survival table, one row per group
+    events = np.zeros((k, len(times)))
     for time, group, event in zip(durations, groups, observed, strict=True):
-        tally = rows.setdefault(float(time), [np.zeros(k), np.zeros(k)])
-        tally[0 if event else 1][index[group]] += 1
-    at_risk = np.zeros(k)
-    for group in groups:
-        at_risk[index[group]] += 1
-    o_minus_e = np.zeros(k)
-    variance = np.zeros((k, k))
-    for time in sorted(rows):
-        events, censored = rows[time]
-        d, n = events.sum(), at_risk.sum()
-        if d > 0:
-            share = at_risk / n
-            o_minus_e += events - d * share
-            if n > 1:
-                variance += d * (n - d) / (n - 1) * (np.diag(share) - np.outer(share, share))
-        at_risk = at_risk - events - censored
-    if not any(observed):
-        return None
+        removed[index[group], row[float(time)]] += 1
+        if event:
+            events[index[group], row[float(time)]] += 1
+    before = np.zeros_like(removed)
+    before[:, 1:] = np.cumsum(removed, axis=1)[:, :-1]
+    at_risk = removed.sum(axis=1)[:, None] - before  # n_ij
+    d = events.sum(axis=0)
+    left = np.zeros(len(times))
+    left[1:] = np.cumsum(removed.sum(axis=0))[:-1]
+    n = removed.sum() - left  # n_i
+    z = events.sum(axis=1) - (at_risk * (d / n)[None, :]).sum(axis=1)  # observed − expected
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = (n - d) / (n - 1)
+    ratio[~np.isfinite(ratio)] = 1
+    weighted = np.nan_to_num(np.vstack([at_risk, n[None, :]]) * np.sqrt(ratio * d / n**2)[None, :], nan=0.0)
+    # a separate Fortran-order buffer: numpy would take A·Aᵀ of one buffer to syrk, lifelines' to gemm
+    v = -np.dot(weighted, weighted.T.copy(order="F"))
+    ix = np.arange(k)
+    v[ix, ix] = v[ix, ix] - v[-1, ix]
+    v = v[:-1, :-1]
     # a pseudo-inverse, as lifelines: a group whose patients all leave before any event adds nothing
-    statistic = float(o_minus_e[:-1] @ np.linalg.pinv(variance[:-1, :-1]) @ o_minus_e[:-1])
+    statistic = float(z[:-1] @ np.linalg.pinv(v[:-1, :-1]) @ z[:-1])
     p = float(chdtrc(k - 1, statistic))
     return None if math.isnan(p) else p

@@ -123,7 +123,7 @@ def test_median_is_the_time_the_curve_reaches_exactly_one_half() -> None:
     assert stats.survival_at(steps, 2.0) == Fraction(2, 3)
 
 
-def test_kaplan_meier_counts_and_logrank_agree_with_lifelines() -> None:
+def test_kaplan_meier_counts_and_logrank_agree_with_lifelines_to_the_bit() -> None:
     # derivation counts the curve and computes the log-rank test itself (lifelines takes seconds to
     # import); lifelines is the reference on random data with ties, censoring and three groups
     import random
@@ -133,8 +133,8 @@ def test_kaplan_meier_counts_and_logrank_agree_with_lifelines() -> None:
     from lifelines.statistics import multivariate_logrank_test
 
     rng = random.Random(14)
-    for _ in range(25):
-        n = rng.randint(2, 60)
+    for case in range(60):
+        n = rng.randint(2, 60) if case < 40 else rng.randint(100, 600)
         times = [rng.randint(0, 15) / rng.choice([1, 7]) for _ in range(n)]
         events = [rng.random() < 0.6 for _ in range(n)]
         groups = [rng.choice("abc"[: rng.randint(2, 3)]) for _ in range(n)]
@@ -145,5 +145,5 @@ def test_kaplan_meier_counts_and_logrank_agree_with_lifelines() -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             reference = float(multivariate_logrank_test(times, groups, events).p_value)
-        if not math.isnan(reference):
-            assert stats.logrank_p(times, groups, events) == pytest.approx(reference, rel=1e-9, abs=1e-12)
+        # to the last bit: a statistician re-running lifelines on ADTTE must get exactly recovery_summary's p
+        assert stats.logrank_p(times, groups, events) == (None if math.isnan(reference) else reference)
