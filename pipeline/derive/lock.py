@@ -1,12 +1,14 @@
 """Data lock: freeze the event log and the derived tables under a name (SHA-256 manifest).
 
 A lock lives in <warehouse>/datalocks/<name>/:
-  manifest.json          the cutoff, every event-log / quarantine / ledger file with its SHA-256,
+  manifest.json          the cutoff, the head of the hash chain it froze (pipeline.store.chain),
+                         every event-log / quarantine / ledger file with its SHA-256,
                          and every locked table file with its SHA-256 and row count
   manifest.json.sha256   the SHA-256 of manifest.json (sha256sum format)
   tables/<table>.csv|parquet   the derived tables as of the cutoff, rows sorted by key
 
-Verification re-derives as of the cutoff and compares the bytes.
+Verification re-derives as of the cutoff and compares the bytes, and checks that the chain
+head the lock froze is still the record it was (`trialpipe verify` covers the rest of the log).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from pipeline.config import Paths, Study
 from pipeline.derive.api import derive_in_memory
 from pipeline.derive.export import FORMATS, write_tables
 from pipeline.read_sql import sql_literal
+from pipeline.store import chain
 from pipeline.store.warehouse import DATASETS, writer_lock
 
 LOCKED_DATASETS = ("events", "quarantine", "batches")
@@ -93,6 +96,7 @@ def create_lock(paths: Paths, study: Study, name: str) -> Path:
         raise LockError(f"data lock {name!r} already exists ({target}); a lock is never overwritten")
     with writer_lock(paths):
         created = datetime.now(UTC)
+        head = chain.catch_up(paths)
         files = _log_files(paths)
         cutoff = _ingested_at(files, "max") or created
         staging = target.parent / f".{name}.{uuid.uuid4().hex}.tmp"
@@ -103,6 +107,8 @@ def create_lock(paths: Paths, study: Study, name: str) -> Path:
                 "study_id": study.study_id,
                 "created_at": created.isoformat(),
                 "cutoff": cutoff.isoformat(),
+                "chain_head": None if head is None else {"seq": head.seq, "id": head.id, "record": head.record,
+                                                         "sha256": head.sha256},
                 "files": [
                     {"path": p.relative_to(paths.warehouse).as_posix(), "sha256": sha256_file(p),
                      "bytes": p.stat().st_size}
@@ -154,6 +160,7 @@ def verify_lock(paths: Paths, study: Study, name: str) -> list[str]:
     problems += _added(paths, set(listed), cutoff)
     locked = {entry["path"]: entry["sha256"] for entry in manifest["tables"]}
     problems += _changed(target, locked, "locked table")
+    problems += _frozen_head(paths, manifest.get("chain_head"))
 
     with tempfile.TemporaryDirectory(prefix=f"verify-{name}-", dir=paths.warehouse) as tmp:
         fresh_root = Path(tmp)
@@ -163,6 +170,18 @@ def verify_lock(paths: Paths, study: Study, name: str) -> list[str]:
             if not fresh.is_file() or sha256_file(fresh) != digest:
                 problems.append(f"re-deriving as of {cutoff.isoformat()} does not reproduce {rel}")
     return problems
+
+
+def _frozen_head(paths: Paths, head: dict[str, Any] | None) -> list[str]:
+    """The chain head the lock froze must still be the same record (its SHA-256 unchanged)."""
+    if head is None:
+        return []
+    record = paths.warehouse / str(head["record"])
+    if not record.is_file():
+        return [f"the chain head the lock froze (#{head['seq']}, {head['id']}) is missing: {head['record']}"]
+    if sha256_file(record) != head["sha256"]:
+        return [f"the chain head the lock froze (#{head['seq']}, {head['id']}) changed: {head['record']}"]
+    return []
 
 
 def _changed(root: Path, listed: dict[str, str], what: str) -> list[str]:
