@@ -14,6 +14,7 @@ from pipeline.derive.alerts import derived_alerts
 from pipeline.derive.build import Sources, build_tables
 from pipeline.derive.export import write_log_tables, write_tables
 from pipeline.store.alerts import append_alerts
+from pipeline.store.crash import crashpoint
 from pipeline.store.warehouse import configure, connect, writer_lock
 
 
@@ -40,14 +41,18 @@ def derive(paths: Paths, study: Study, as_of: datetime | None = None) -> DeriveR
     raised only for the present (as_of None): a look at the past raises none.
     """
     with writer_lock(paths):
+        crashpoint("derive_start")
         sources = Sources.from_warehouse(paths, as_of)
         con = connect(paths)
         try:
             con.execute("begin transaction")
             try:
                 counts = build_tables(con, study, sources)
+                crashpoint("derive_writing")
                 alerts = derived_alerts(con) if as_of is None else []
+                crashpoint("derive_before_swap")
                 con.execute("commit")
+                crashpoint("derive_after_swap")
             except BaseException:
                 con.execute("rollback")
                 raise

@@ -31,6 +31,7 @@ from pipeline.derive.api import derive_in_memory
 from pipeline.derive.export import FORMATS, write_tables
 from pipeline.read_sql import sql_literal
 from pipeline.store import chain
+from pipeline.store.crash import crashpoint
 from pipeline.store.warehouse import DATASETS, writer_lock
 
 LOCKED_DATASETS = ("events", "quarantine", "batches")
@@ -99,9 +100,12 @@ def create_lock(paths: Paths, study: Study, name: str) -> Path:
         head = chain.catch_up(paths)
         files = _log_files(paths)
         cutoff = _ingested_at(files, "max") or created
+        for stale in target.parent.glob(f".{name}.*.tmp"):  # a lock run killed before its rename
+            shutil.rmtree(stale, ignore_errors=True)
         staging = target.parent / f".{name}.{uuid.uuid4().hex}.tmp"
         try:
             tables = _write_locked_tables(paths, study, cutoff, staging / "tables")
+            crashpoint("lock_writing")
             manifest: dict[str, Any] = {
                 "lock": name,
                 "study_id": study.study_id,
@@ -126,7 +130,9 @@ def create_lock(paths: Paths, study: Study, name: str) -> Path:
             )
             if target.exists():
                 raise LockError(f"data lock {name!r} already exists ({target})")
+            crashpoint("lock_before_rename")
             os.replace(staging, target)
+            crashpoint("lock_after_rename")
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     return target

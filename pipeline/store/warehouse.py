@@ -113,10 +113,17 @@ def empty_select(schema: pa.Schema) -> str:
     return f"SELECT {cols} WHERE false"
 
 
+#: columns added to a stored schema later: files written before them read as NULL
+ADDED_COLUMNS = frozenset({"chain_seq", "chain_prev", "files"})
+
+
 def _select_parquet(source: str, schema: pa.Schema) -> str:
     """The schema's columns from read_parquet(source): a glob or a list, as SQL text."""
     cols = ", ".join(f.name for f in schema)
-    return f"SELECT {cols} FROM read_parquet({source}, union_by_name = true, hive_partitioning = false)"
+    read = f"read_parquet({source}, union_by_name = true, hive_partitioning = false)"
+    if ADDED_COLUMNS & set(schema.names):  # every file may predate them: fill them in by name
+        return f"SELECT {cols} FROM (SELECT * FROM {read} UNION ALL BY NAME {empty_select(schema)})"
+    return f"SELECT {cols} FROM {read}"
 
 
 def parquet_sql(root: Path, pattern: str, schema: pa.Schema) -> str:
