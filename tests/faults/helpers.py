@@ -28,7 +28,8 @@ def deliver_second(dep: Deployment, tag: str = "") -> None:
                                         for i in range(6)])
     dep.deliver("NL02", f"e{tag}.csv", [
         symptom(f"U{tag}1", patient="P9", site="NL02", occurred="2026-01-12T09:00:00Z"),
-        event(f"U{tag}2", "red_flag", patient="P9", site="NL02", occurred="2026-01-13T09:00:00Z", flag="MOTOR"),
+        event(f"U{tag}2", "red_flag", patient="P9", site="NL02", occurred="2026-01-13T09:00:00Z",
+              flag="progressive_motor_deficit"),
     ])
 
 
