@@ -8,6 +8,7 @@ message).
 
 | task | calls |
 |---|---|
+| `verify_log` | `pipeline.store.audit.verify(paths)`: the log against its hash chain; the report waits for it |
 | `write_outcome_report` | `pipeline.report.api.write_reports(paths, study)` |
 | `write_query_lists` | `pipeline.ingest.queries.write_query_lists(paths, study)` |
 
@@ -45,6 +46,13 @@ DEFAULT_ARGS = default_args(timedelta(minutes=2), timedelta(hours=2))
     doc_md=__doc__,
 )
 def outcome_report() -> None:
+    @task
+    def verify_log() -> str:
+        """Re-hash the event log against its hash chain; fail (no report) when it does not hold."""
+        from pipeline.dag_defaults import verify_task
+
+        return verify_task()
+
     @task(pool=WRITER_POOL)
     def write_outcome_report() -> list[str]:
         """Outcome report and data-quality report for the study team."""
@@ -63,7 +71,7 @@ def outcome_report() -> None:
         paths = paths_from_env()
         return [str(p) for p in write_lists(paths, load_study(paths.study))]
 
-    write_outcome_report()
+    verify_log() >> write_outcome_report()
     write_query_lists()
 
 

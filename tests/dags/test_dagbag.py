@@ -97,3 +97,9 @@ def test_dag_files_import_the_pipeline_only_inside_tasks() -> None:
         modules |= {alias.name for node in tree.body if isinstance(node, ast.Import) for alias in node.names}
         allowed = {"__future__", "datetime", "typing", "airflow"}
         assert all(m.split(".")[0] in allowed or m == "pipeline.dag_defaults" for m in modules), path.name
+
+
+def test_the_log_is_verified_before_derive_and_before_the_report(dagbag: Any) -> None:
+    """A log that fails `trialpipe verify` is neither derived from nor reported on (issue 12)."""
+    assert dagbag.dags["derive_outcomes"].get_task("derive_tables").upstream_task_ids == {"verify_log"}
+    assert dagbag.dags["outcome_report"].get_task("write_outcome_report").upstream_task_ids == {"verify_log"}
