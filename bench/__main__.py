@@ -16,3 +16,7 @@ except ImportError:
     bench_derive = None  # type: ignore[assignment]
 if bench_derive is not None and hasattr(bench_derive, "run"):
     print(bench_derive.run(Path("bench/out/derive"), events, repeat), flush=True)
+
+from bench import bench_verify  # noqa: E402  (after the others: it reuses bench_derive's warehouse writer)
+
+print(bench_verify.run(Path("bench/out/verify"), events, repeat), flush=True)

@@ -17,7 +17,6 @@ ledger records, their data files and derive-time alerts). Adoption is explicit a
 
 from __future__ import annotations
 
-import hashlib
 import json
 import uuid
 from collections.abc import Iterable
@@ -27,11 +26,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import duckdb
+
 from pipeline.config import Paths
+from pipeline.read_sql import sql_literal
 from pipeline.store import chain
 from pipeline.store.commit import recover
 from pipeline.store.files import atomic_write_bytes
-from pipeline.store.warehouse import writer_lock
+from pipeline.store.warehouse import BATCH_SCHEMA, empty_select, writer_lock
 
 ADOPT_HINT = "run `trialpipe verify --adopt` once to chain them"
 #: the data files a link can commit, as globs under the warehouse
@@ -97,21 +99,42 @@ def _hash_all(paths: Iterable[Path]) -> list[tuple[str, int] | None]:
 
 
 def _read_links(paths: Paths, problems: list[str]) -> list[_Link]:
+    """Every link and ledger record, with the SHA-256 of its file; unreadable ones are problems."""
+    files = chain.record_files(paths)
+    hashed = _hash_all(files)
+    fields = _bulk_fields(paths, [p for p, h in zip(files, hashed, strict=True) if h and p.suffix == ".parquet"])
     links = []
-    for path in chain.record_files(paths):
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            continue
+    for path, got in zip(files, hashed, strict=True):
+        if got is None:
+            continue  # gone since it was listed: only a test removes records
         rel = chain.rel(paths, path)
         try:
-            f = chain.read_link(path, data)
+            f = fields[str(path)] if str(path) in fields else chain.read_link(path)
         except ValueError as exc:
             problems.append(f"batch {path.stem}: ledger record {rel} is {exc}: it was changed")
             continue
-        links.append(_Link(path, rel, hashlib.sha256(data).hexdigest(), f["id"], f["kind"],
+        links.append(_Link(path, rel, got[0], f["id"], f["kind"],
                            None if f["seq"] is None else int(f["seq"]), f["prev"], f["files"]))
     return links
+
+
+def _bulk_fields(paths: Paths, records: list[Path]) -> dict[str, dict[str, Any]]:
+    """The chain fields of many ledger records in one DuckDB read (empty when one of them is unreadable)."""
+    if not records:
+        return {}
+    listing = ", ".join(sql_literal(str(p)) for p in records)
+    sql = (f"SELECT filename, batch_id, chain_seq, chain_prev, files FROM (SELECT * FROM read_parquet([{listing}], "
+           f"union_by_name = true, filename = true) UNION ALL BY NAME "
+           f"SELECT NULL::VARCHAR AS filename, * FROM ({empty_select(BATCH_SCHEMA)}))")
+    con = duckdb.connect()
+    try:
+        rows = con.execute(sql).fetchall()
+    except duckdb.Error:
+        return {}  # a changed file: each record is read on its own, and the broken one named
+    finally:
+        con.close()
+    return {str(name): {"id": str(batch), "kind": "batch", "seq": seq, "prev": prev, "files": list(files or [])}
+            for name, batch, seq, prev, files in rows}
 
 
 def _name(link: _Link) -> str:
