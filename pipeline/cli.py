@@ -196,7 +196,7 @@ def report(paths: Paths, as_of: datetime | None, out: Path | None, accept_unveri
         click.echo(str(path))
 
 
-def _run_all(paths: Paths) -> None:
+def _run_all(paths: Paths, accept_unverified: bool = False) -> None:
     from pipeline.derive.api import derive as run_derive
     from pipeline.ingest.run import ingest as run_ingest
     from pipeline.ingest.summary import print_summary
@@ -204,6 +204,7 @@ def _run_all(paths: Paths) -> None:
 
     study = load_study(paths.study)
     print_summary(run_ingest(paths, study, progress=sys.stderr.isatty()))
+    require_verified(paths, "run", accept_unverified)
     click.echo(run_derive(paths, study).describe())
     for path in write_reports(paths, study):
         click.echo(str(path))
@@ -211,9 +212,10 @@ def _run_all(paths: Paths) -> None:
 
 @main.command()
 @common
-def run(paths: Paths) -> None:
-    """Ingest, derive and report, in that order."""
-    _run_all(paths)
+@unverified_option
+def run(paths: Paths, accept_unverified: bool) -> None:
+    """Ingest, derive and report, in that order (derive and report only on a log that verifies)."""
+    _run_all(paths, accept_unverified)
 
 
 @main.command()
@@ -309,6 +311,8 @@ def verify_log(paths: Paths, adopt: bool) -> None:
     from pipeline.store.audit import adopt as adopt_log
     from pipeline.store.audit import verify
 
+    if not paths.warehouse.is_dir():
+        raise RunFailed(f"warehouse {paths.warehouse} is not a folder (give --warehouse)")
     if adopt:
         click.echo(f"adopted the pre-chain log: chain head {adopt_log(paths).describe()}")
     result = verify(paths)

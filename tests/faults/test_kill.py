@@ -105,3 +105,24 @@ def test_sigkill_of_lock_then_rerun_gives_one_whole_lock(ingested: Deployment, p
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert_log_once(ingested)
     assert_verifies(ingested)
+
+
+@pytest.mark.parametrize("point", ["before_ledger:1", "after_ledger:1", "before_head:1"])
+def test_verify_passes_over_a_half_committed_batch_and_the_next_ingest_completes_it(
+        ingested: Deployment, point: str) -> None:
+    """Files without a ledger record are a commit in progress (or its leftover); a head one link behind
+    is a crash between the record and the head. Neither is a problem; the next writer mends both."""
+    from pipeline.store.audit import verify
+    from tests.ingest.helpers import symptom
+
+    ingested.deliver("NL01", "late.csv", [symptom(f"L{i}", occurred=f"2026-03-{1 + i:02d}T09:00:00Z")
+                                          for i in range(3)])
+    killed = cli(ingested, "ingest", env={"TRIALPIPE_CRASH_AT": point})
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    during = verify(ingested.paths)
+    assert during.ok, during.problems
+    assert (during.leftovers > 0) == (point == "before_ledger:1")
+    assert cli(ingested, "ingest").returncode == 0
+    assert len(ingested.q("SELECT * FROM events WHERE event_id LIKE 'L%'")) == 3
+    assert_log_once(ingested)
+    assert_verifies(ingested)
