@@ -24,6 +24,7 @@ def _dq_batches(dep: Deployment) -> int:
     return int(n)
 
 
+@pytest.mark.timeout(2400)  # ten rounds of three processes that wait for each other's writer lock
 def test_ingest_derive_and_report_at_the_same_moment_agree_every_time(ingested: Deployment) -> None:
     assert cli(ingested, "derive").returncode == 0
     events = len(ingested.q("SELECT * FROM events"))
