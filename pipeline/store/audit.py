@@ -222,9 +222,10 @@ def verify(paths: Paths) -> Verification:
     result.problems += _check_order(chained, result.head)
     _check_files(paths, chained, result)
     committed = {x.id for x in links}
+    unchained = {x.id for x in outside}
     for rel in _unclaimed(paths, claimed):
         owner = batch_of(rel)
-        if pending and (owner in committed or owner.startswith("derive-")):
+        if pending and (owner in unchained or (owner.startswith("derive-") and owner not in committed)):
             continue  # a pre-chain file: the adoption line above covers it
         if owner in committed:
             result.problems.append(f"batch {owner}: file {rel} added (not among the files its record chained)")

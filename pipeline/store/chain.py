@@ -126,7 +126,8 @@ def _prechain_data(paths: Paths, link_id: str = "") -> bool:
 def _scan(paths: Paths) -> tuple[tuple[int, str, str, str] | None, bool]:
     """(seq, id, record, sha256) of the chained link with the highest number, and whether pre-chain records exist."""
     best: tuple[int, str, str, str] | None = None
-    prechain = any(p.stem not in linked_ids(paths) for p in derive_alert_files(paths))
+    linked = linked_ids(paths)
+    prechain = any(p.stem not in linked for p in derive_alert_files(paths))
     for path in record_files(paths):
         data = path.read_bytes()
         try:
