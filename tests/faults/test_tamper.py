@@ -177,3 +177,16 @@ def test_a_data_lock_names_the_chain_head_it_froze(ingested: Deployment) -> None
     head = chain.read_head(ingested.paths)
     assert head is not None
     assert manifest["chain_head"] == {"seq": head.seq, "id": head.id, "record": head.record, "sha256": head.sha256}
+
+
+def test_report_export_and_lock_refuse_a_log_that_does_not_verify(ingested: Deployment) -> None:
+    _, batch = _records(ingested)[0]
+    next(ingested.paths.warehouse.glob(f"quarantine/site=*/{batch}.parquet")).unlink()
+    out = ingested.root / "export"
+    for args in (("report",), ("export", "--format", "csv", "--out", str(out)), ("lock", "L9")):
+        refused = cli(ingested, *args)
+        assert refused.returncode == 1, args
+        (line,) = refused.stderr.strip().splitlines()
+        assert line.startswith(f"trialpipe: {args[0]} refused: the log does not verify: batch {batch}: file ")
+    assert not out.exists() and not (ingested.paths.warehouse / "datalocks" / "L9").exists()
+    assert not ingested.paths.reports_dir.exists()
