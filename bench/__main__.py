@@ -20,3 +20,8 @@ except ImportError:
 if bench_derive is not None and hasattr(bench_derive, "run"):
     derive_events = int(os.environ.get("BENCH_DERIVE_EVENTS", "4200000"))  # P2 and P4 are figures at ~4 M events
     print(bench_derive.run(Path("bench/out/derive"), derive_events, repeat), flush=True)
+
+from bench import bench_verify  # noqa: E402  (after the others: it reuses bench_derive's warehouse writer)
+
+verify_events = int(os.environ.get("BENCH_VERIFY_EVENTS", "4200000"))
+print(bench_verify.run(Path("bench/out/verify"), verify_events, repeat), flush=True)

@@ -8,9 +8,12 @@ derivation can see (motor decline, new bilateral symptoms, paresthesia spread).
 
 | task | calls |
 |---|---|
+| `verify_log` | `pipeline.store.audit.verify(paths)`: re-hashes the log against its hash chain (`trialpipe verify`) |
 | `derive_tables` | `pipeline.derive.api.derive(paths, study)` |
 | `notify_red_flags` | `pipeline.notify.notify_red_flags(paths, study)`: mails every alert not yet notified |
 
+`derive_tables` runs only when `verify_log` succeeded: a log that fails
+verification is not derived from (docs/audit.md).
 `notify_red_flags` runs after `derive_tables` whether it succeeded or not
 (`trigger_rule="all_done"`), and fails when alerts are pending and no recipient
 or SMTP host is configured.
@@ -51,6 +54,13 @@ DEFAULT_ARGS = default_args(timedelta(minutes=1), timedelta(hours=2))
     doc_md=__doc__,
 )
 def derive_outcomes() -> None:
+    @task
+    def verify_log() -> str:
+        """Re-hash the event log against its hash chain; fail (no derive) when it does not hold."""
+        from pipeline.dag_defaults import verify_task
+
+        return verify_task()
+
     @task(pool=WRITER_POOL, outlets=[DERIVED_TABLES])
     def derive_tables() -> str:
         """Rebuild the SAP tables from the event log."""
@@ -67,7 +77,7 @@ def derive_outcomes() -> None:
 
         return notify_task()
 
-    derive_tables() >> notify_red_flags()
+    verify_log() >> derive_tables() >> notify_red_flags()
 
 
 derive_outcomes()

@@ -8,6 +8,7 @@ message).
 
 | task | calls |
 |---|---|
+| `verify_log` | `pipeline.store.audit.verify(paths)`: the log against its hash chain; the report waits for it |
 | `write_outcome_report` | `pipeline.report.api.write_reports(paths, study)` |
 | `write_query_lists` | `pipeline.ingest.queries.write_query_lists(paths, study)` (also each site's outbox) |
 | `mail_reports` | `pipeline.notify.reports.mail_reports(paths, study, written, period=<ISO week of the run>)` |
@@ -52,6 +53,13 @@ DEFAULT_ARGS = default_args(timedelta(minutes=2), timedelta(hours=2))
     doc_md=__doc__,
 )
 def outcome_report() -> None:
+    @task
+    def verify_log() -> str:
+        """Re-hash the event log against its hash chain; fail (no report) when it does not hold."""
+        from pipeline.dag_defaults import verify_task
+
+        return verify_task()
+
     @task(pool=WRITER_POOL)
     def write_outcome_report() -> list[str]:
         """Outcome report and data-quality report for the study team."""
@@ -85,7 +93,9 @@ def outcome_report() -> None:
         print(result.describe())
         return {"period": result.period, "recipients": list(result.recipients), "already": result.already}
 
-    mail_reports(write_outcome_report())  # type: ignore[arg-type]  # an XComArg, resolved at run time
+    written = write_outcome_report()
+    verify_log() >> written
+    mail_reports(written)  # type: ignore[arg-type]  # an XComArg, resolved at run time
     write_query_lists()
 
 

@@ -122,6 +122,28 @@ def common(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+unverified_option = click.option(
+    "--accept-unverified", "accept_unverified", is_flag=True,
+    help="Run even though `trialpipe verify` fails (the choice is recorded in the warehouse).")
+
+
+def require_verified(paths: Paths, command: str, accept_unverified: bool) -> None:
+    """Refuse to run `command` on a log that fails verification, unless the user deliberately goes on."""
+    from pipeline.store.audit import record_unverified, verify
+
+    result = verify(paths)
+    if result.ok:
+        return
+    first, more = result.problems[0], len(result.problems) - 1
+    if not accept_unverified:
+        also = f" (and {more} more)" if more else ""
+        raise RunFailed(f"{command} refused: the log does not verify: {first}{also}; `trialpipe verify` lists "
+                        "the problems, --accept-unverified goes on deliberately (and is recorded)")
+    where = record_unverified(paths, command, result)
+    click.echo(f"trialpipe: warning: {command} runs on a log that does not verify ({len(result.problems)} "
+               f"problem(s), first: {first}); this choice is recorded in {where}", err=True)
+
+
 as_of_option = click.option("--as-of", "as_of", callback=_parse_as_of, default=None,
                             help="Only events ingested at or before this instant (ISO-8601 with offset).")
 
@@ -147,13 +169,15 @@ def ingest(paths: Paths) -> None:
 @main.command()
 @common
 @as_of_option
-def derive(paths: Paths, as_of: datetime | None) -> None:
+@unverified_option
+def derive(paths: Paths, as_of: datetime | None, accept_unverified: bool) -> None:
     """Rebuild the derived tables (SAP) from the event log.
 
     With --as-of the tables in trial.duckdb show the study as it was then, until the next derive.
     """
     from pipeline.derive.api import derive as run_derive
 
+    require_verified(paths, "derive", accept_unverified)
     result = run_derive(paths, load_study(paths.study), as_of=as_of)
     click.echo(result.describe())
 
@@ -164,10 +188,12 @@ def derive(paths: Paths, as_of: datetime | None) -> None:
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Directory for the reports.")
 @click.option("--mail", is_flag=True,
               help="Then mail them with a summary to TRIALPIPE_REPORT_EMAIL_TO (once per ISO week).")
-def report(paths: Paths, as_of: datetime | None, out: Path | None, mail: bool) -> None:
+@unverified_option
+def report(paths: Paths, as_of: datetime | None, out: Path | None, mail: bool, accept_unverified: bool) -> None:
     """Write the outcome report and the data-quality report."""
     from pipeline.report.api import write_reports
 
+    require_verified(paths, "report", accept_unverified)
     study = load_study(paths.study)
     written = write_reports(paths, study, out=out, as_of=as_of)
     for path in written:
@@ -182,7 +208,7 @@ def report(paths: Paths, as_of: datetime | None, out: Path | None, mail: bool) -
             raise RunFailed(str(exc)) from exc
 
 
-def _run_all(paths: Paths) -> None:
+def _run_all(paths: Paths, accept_unverified: bool = False) -> None:
     from pipeline.derive.api import derive as run_derive
     from pipeline.ingest.run import ingest as run_ingest
     from pipeline.ingest.summary import print_summary
@@ -190,6 +216,7 @@ def _run_all(paths: Paths) -> None:
 
     study = load_study(paths.study)
     print_summary(run_ingest(paths, study, progress=sys.stderr.isatty()))
+    require_verified(paths, "run", accept_unverified)
     click.echo(run_derive(paths, study).describe())
     for path in write_reports(paths, study):
         click.echo(str(path))
@@ -197,9 +224,10 @@ def _run_all(paths: Paths) -> None:
 
 @main.command()
 @common
-def run(paths: Paths) -> None:
-    """Ingest, derive and report, in that order."""
-    _run_all(paths)
+@unverified_option
+def run(paths: Paths, accept_unverified: bool) -> None:
+    """Ingest, derive and report, in that order (derive and report only on a log that verifies)."""
+    _run_all(paths, accept_unverified)
 
 
 @main.command()
@@ -270,7 +298,8 @@ def validate(paths: Paths, file: Path, site: str) -> None:
 @as_of_option
 @click.option("--format", "fmt", type=click.Choice(["csv", "parquet", "xpt", "dataset-json"]), required=True)
 @click.option("--out", type=click.Path(path_type=Path), required=True)
-def export(paths: Paths, as_of: datetime | None, fmt: str, out: Path) -> None:
+@unverified_option
+def export(paths: Paths, as_of: datetime | None, fmt: str, out: Path, accept_unverified: bool) -> None:
     """Write every derived table, then events, quarantine and alerts, as <table>.csv or <table>.parquet.
 
     xpt (SAS transport v5) and dataset-json (CDISC Dataset-JSON v1.1) write the ADaM datasets
@@ -278,6 +307,7 @@ def export(paths: Paths, as_of: datetime | None, fmt: str, out: Path) -> None:
     """
     from pipeline.derive.api import export as run_export
 
+    require_verified(paths, "export", accept_unverified)
     for path in run_export(paths, load_study(paths.study), fmt=fmt, out=out, as_of=as_of):
         click.echo(str(path))
 
@@ -286,7 +316,8 @@ def export(paths: Paths, as_of: datetime | None, fmt: str, out: Path) -> None:
 @common
 @click.argument("name")
 @click.option("--verify", is_flag=True, help="Prove that nothing under the lock changed.")
-def lock(paths: Paths, name: str, verify: bool) -> None:
+@unverified_option
+def lock(paths: Paths, name: str, verify: bool, accept_unverified: bool) -> None:
     """Data lock: freeze the event log and derived tables under NAME with a SHA-256 manifest."""
     from pipeline.derive.lock import create_lock, verify_lock
 
@@ -300,7 +331,31 @@ def lock(paths: Paths, name: str, verify: bool) -> None:
             raise RunFailed(f"lock {name!r} does not verify ({len(problems)} problems, listed on stdout)")
         click.echo(f"lock {name!r} verified")
     else:
+        require_verified(paths, "lock", accept_unverified)
         click.echo(str(create_lock(paths, load_study(paths.study), name)))
+
+
+@main.command("verify")
+@common
+@click.option("--adopt", is_flag=True,
+              help="Chain a warehouse written before the audit chain existed (once, explicitly).")
+def verify_log(paths: Paths, adopt: bool) -> None:
+    """Re-hash the whole warehouse log against its hash chain; one line per problem."""
+    from pipeline.store.audit import adopt as adopt_log
+    from pipeline.store.audit import verify
+
+    if not paths.warehouse.is_dir():
+        raise RunFailed(f"warehouse {paths.warehouse} is not a folder (give --warehouse)")
+    if adopt:
+        click.echo(f"adopted the pre-chain log: chain head {adopt_log(paths).describe()}")
+    result = verify(paths)
+    for problem in result.problems:  # the problems are the report (stdout); stderr gets the one-line reason
+        click.echo(problem)
+    if not result.ok:
+        if len(result.problems) == 1:
+            raise RunFailed(f"the log does not verify: {result.problems[0]}")
+        raise RunFailed(f"the log does not verify ({len(result.problems)} problems, listed on stdout)")
+    click.echo(result.describe())
 
 
 if __name__ == "__main__":

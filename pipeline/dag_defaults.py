@@ -27,3 +27,21 @@ def default_args(retry_delay: timedelta = timedelta(minutes=1),
         "retry_exponential_backoff": True,
         "execution_timeout": execution_timeout,
     }
+
+
+def verify_task() -> str:
+    """The body of the `verify_log` tasks: `trialpipe verify`, failing the task (no retry) when the log does not hold.
+
+    Derive and report run after it only when it succeeded; a retry would not mend a changed file.
+    """
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from pipeline.config import paths_from_env
+    from pipeline.store.audit import verify
+
+    result = verify(paths_from_env())
+    if not result.ok:
+        shown = "; ".join(result.problems[:20]) + (f"; and {len(result.problems) - 20} more" if len(
+            result.problems) > 20 else "")
+        raise AirflowFailException(f"the log does not verify ({len(result.problems)} problem(s)): {shown}")
+    return result.describe()

@@ -1,14 +1,16 @@
 """Data lock: freeze the event log and the derived tables under a name (SHA-256 manifest).
 
 A lock lives in <warehouse>/datalocks/<name>/:
-  manifest.json          the cutoff, every event-log / quarantine / ledger file with its SHA-256,
+  manifest.json          the cutoff, the head of the hash chain it froze (pipeline.store.chain),
+                         every event-log / quarantine / ledger file with its SHA-256,
                          and every locked table file with its SHA-256 and row count
   manifest.json.sha256   the SHA-256 of manifest.json (sha256sum format)
   tables/<table>.csv|parquet   the derived tables as of the cutoff, rows sorted by key
   tables/adam/                 the ADaM datasets as of the cutoff (XPT, Dataset-JSON, adam_metadata.csv),
                                their creation instant the cutoff, so that re-deriving gives the same bytes
 
-Verification re-derives as of the cutoff and compares the bytes.
+Verification re-derives as of the cutoff and compares the bytes, and checks that the chain
+head the lock froze is still the record it was (`trialpipe verify` covers the rest of the log).
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ from pipeline.derive.adam.write import ADAM_FORMATS, write_adam
 from pipeline.derive.api import derive_in_memory
 from pipeline.derive.export import FORMATS, write_tables
 from pipeline.read_sql import sql_literal
+from pipeline.store import chain
+from pipeline.store.crash import crashpoint
 from pipeline.store.warehouse import DATASETS, writer_lock
 
 LOCKED_DATASETS = ("events", "quarantine", "batches")
@@ -100,16 +104,22 @@ def create_lock(paths: Paths, study: Study, name: str) -> Path:
         raise LockError(f"data lock {name!r} already exists ({target}); a lock is never overwritten")
     with writer_lock(paths):
         created = datetime.now(UTC)
+        head = chain.catch_up(paths)
         files = _log_files(paths)
         cutoff = _ingested_at(files, "max") or created
+        for stale in target.parent.glob(f".{name}.*.tmp"):  # a lock run killed before its rename
+            shutil.rmtree(stale, ignore_errors=True)
         staging = target.parent / f".{name}.{uuid.uuid4().hex}.tmp"
         try:
             tables = _write_locked_tables(paths, study, cutoff, staging / "tables")
+            crashpoint("lock_writing")
             manifest: dict[str, Any] = {
                 "lock": name,
                 "study_id": study.study_id,
                 "created_at": created.isoformat(),
                 "cutoff": cutoff.isoformat(),
+                "chain_head": None if head is None else {"seq": head.seq, "id": head.id, "record": head.record,
+                                                         "sha256": head.sha256},
                 "files": [
                     {"path": p.relative_to(paths.warehouse).as_posix(), "sha256": sha256_file(p),
                      "bytes": p.stat().st_size}
@@ -127,7 +137,9 @@ def create_lock(paths: Paths, study: Study, name: str) -> Path:
             )
             if target.exists():
                 raise LockError(f"data lock {name!r} already exists ({target})")
+            crashpoint("lock_before_rename")
             os.replace(staging, target)
+            crashpoint("lock_after_rename")
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     return target
@@ -161,6 +173,7 @@ def verify_lock(paths: Paths, study: Study, name: str) -> list[str]:
     problems += _added(paths, set(listed), cutoff)
     locked = {entry["path"]: entry["sha256"] for entry in manifest["tables"]}
     problems += _changed(target, locked, "locked table")
+    problems += _frozen_head(paths, manifest.get("chain_head"))
 
     with tempfile.TemporaryDirectory(prefix=f"verify-{name}-", dir=paths.warehouse) as tmp:
         fresh_root = Path(tmp)
@@ -170,6 +183,18 @@ def verify_lock(paths: Paths, study: Study, name: str) -> list[str]:
             if not fresh.is_file() or sha256_file(fresh) != digest:
                 problems.append(f"re-deriving as of {cutoff.isoformat()} does not reproduce {rel}")
     return problems
+
+
+def _frozen_head(paths: Paths, head: dict[str, Any] | None) -> list[str]:
+    """The chain head the lock froze must still be the same record (its SHA-256 unchanged)."""
+    if head is None:
+        return []
+    record = paths.warehouse / str(head["record"])
+    if not record.is_file():
+        return [f"the chain head the lock froze (#{head['seq']}, {head['id']}) is missing: {head['record']}"]
+    if sha256_file(record) != head["sha256"]:
+        return [f"the chain head the lock froze (#{head['seq']}, {head['id']}) changed: {head['record']}"]
+    return []
 
 
 def _changed(root: Path, listed: dict[str, str], what: str) -> list[str]:

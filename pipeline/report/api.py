@@ -28,6 +28,7 @@ from pipeline.report.escape import redact_phi, write_csv
 from pipeline.report.outcome import render_outcome_report
 from pipeline.report.outcome_tables import alert_listing
 from pipeline.report.pdf import PrintJob, print_pdfs
+from pipeline.store.crash import crashpoint
 from pipeline.store.files import atomic_write_bytes
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,7 @@ def render_reports(paths: Paths, data: ReportData, out: Path) -> list[Path]:
     issues = current_issues(data.table("quarantine"), data.table("batches"), status)
     changes = compare_issues(issues, load_state(paths)) if data.as_of is None else None
     outcome = _write_text(render_outcome_report(data), out / OUTCOME_HTML)
+    crashpoint("report_writing")
     dashboard = _write_text(render_dq_dashboard(data, changes, docs, status, DATA_DOCS_HREF), out / DQ_HTML)
     written = [outcome, dashboard]
     if docs.index is not None:

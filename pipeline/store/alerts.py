@@ -19,6 +19,7 @@ import duckdb
 import pyarrow as pa
 
 from pipeline.config import Paths
+from pipeline.store import chain
 from pipeline.store.files import atomic_write_parquet
 from pipeline.store.warehouse import ALERT_SCHEMA, dataset_sql
 
@@ -76,5 +77,7 @@ def append_alerts(paths: Paths, rows: Iterable[Mapping[str, Any]], source: str =
     batch_id = f"{source}-{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
     table = new_alerts_table(rows, raised_keys(paths), source, batch_id)
     if table.num_rows:
-        atomic_write_parquet(table, paths.alerts_dir / f"{batch_id}.parquet")
+        target = paths.alerts_dir / f"{batch_id}.parquet"
+        atomic_write_parquet(table, target)
+        chain.append_link(paths, batch_id, "derive_alerts", [target])  # the link is the commit point
     return table.num_rows

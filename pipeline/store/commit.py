@@ -6,6 +6,10 @@ is written last and is the commit point. Readers only see data of batches with
 a ledger record, so a crash at any moment leaves either the whole batch or
 nothing, and the file is simply ingested again on the next run. `recover`
 removes the leftovers of uncommitted batches (never a committed file).
+
+The record also links the batch into the hash chain (pipeline.store.chain): the
+SHA-256 of every file it committed and of the record before it. The head of the
+chain follows the record at once; `recover` moves it on after a crash between.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.config import Paths
+from pipeline.store import chain
 from pipeline.store.crash import crashpoint
 from pipeline.store.files import atomic_write_bytes, atomic_write_parquet, fsync_dir
 from pipeline.store.warehouse import BATCH_SCHEMA, committed_batch_ids
@@ -56,23 +61,31 @@ def data_files(paths: Paths, batch: Batch) -> dict[str, Path]:
 def commit(paths: Paths, batch: Batch) -> None:
     """Write the batch; it becomes visible when its ledger record lands (last)."""
     targets = data_files(paths, batch)
+    written: list[Path] = []
     crashpoint("commit_start")
     if batch.events_file is not None:
         os.replace(batch.events_file, targets["events"])
         fsync_dir(targets["events"].parent)
+        written.append(targets["events"])
         crashpoint("after_events")
     for kind in ("quarantine", "alerts"):
         table = getattr(batch, kind)
         if table is not None and table.num_rows:
             atomic_write_parquet(table, targets[kind])
+            written.append(targets[kind])
             crashpoint(f"after_{kind}")
     for suite, result in batch.validations.items():
         out = paths.validations_dir / safe_component(batch.site_folder) / f"{batch.batch_id}.{suite}.json"
         atomic_write_bytes(json.dumps(result, default=str).encode(), out)
+        written.append(out)
     crashpoint("before_ledger")
-    ledger = pa.Table.from_pylist([batch.ledger], schema=BATCH_SCHEMA)
-    atomic_write_parquet(ledger, paths.batches_dir / f"{batch.batch_id}.parquet")
+    record = paths.batches_dir / f"{batch.batch_id}.parquet"
+    seq, prev, pending = chain.next_link(paths, batch.batch_id)
+    links = {"chain_seq": seq, "chain_prev": prev, "files": [chain.file_entry(paths, p) for p in written]}
+    ledger = pa.Table.from_pylist([{**batch.ledger, **links}], schema=BATCH_SCHEMA)
+    atomic_write_parquet(ledger, record)
     crashpoint("after_ledger")
+    chain.advance(paths, seq, batch.batch_id, record, pending)
 
 
 def recover(paths: Paths) -> list[Path]:
@@ -92,10 +105,15 @@ def recover(paths: Paths) -> list[Path]:
         if p.name.split(".", 1)[0] not in committed:
             p.unlink()
             removed.append(p)
-    for d in (paths.events_dir, paths.quarantine_dir, paths.alerts_dir, paths.batches_dir, paths.validations_dir):
+    for p in chain.unlinked_derive_files(paths):  # an alert append that crashed before its link
+        p.unlink()
+        removed.append(p)
+    for d in (paths.events_dir, paths.quarantine_dir, paths.alerts_dir, paths.batches_dir, paths.validations_dir,
+              chain.audit_dir(paths)):
         for p in d.glob("**/.*.tmp"):
             p.unlink()
             removed.append(p)
+    chain.catch_up(paths)  # a crash between a record and the head left the head one link behind
     return removed
 
 

@@ -15,6 +15,7 @@ from filelock import FileLock
 from pipeline.config import Paths
 from pipeline.read_sql import sql_literal
 from pipeline.schema import EVENT_SCHEMA
+from pipeline.store import chain
 
 MEMORY_LIMIT = os.environ.get("TRIALPIPE_MEMORY_LIMIT", "1GB")
 #: trial.duckdb is written in a storage format that DuckDB clients from 1.2 on can read (the
@@ -68,6 +69,11 @@ BATCH_SCHEMA = pa.schema([
     ("rule_counts", pa.map_(pa.string(), pa.int64())),
     ("message", pa.string()),
     ("ingested_at", pa.timestamp("us", tz="UTC")),
+    # the hash chain (pipeline.store.chain): this record's number in commit order, the SHA-256 of the
+    # link file before it, and every file the batch committed; null in records written before the chain
+    ("chain_seq", pa.int64()),
+    ("chain_prev", pa.string()),
+    ("files", pa.list_(pa.struct([("path", pa.string()), ("sha256", pa.string()), ("bytes", pa.int64())]))),
 ])
 
 DATASETS: dict[str, tuple[str, pa.Schema]] = {
@@ -93,6 +99,8 @@ def duck_type(t: pa.DataType) -> str:
         return duck_type(t.value_type) + "[]"
     if pa.types.is_timestamp(t):
         return "TIMESTAMPTZ"
+    if pa.types.is_struct(t):
+        return "STRUCT(" + ", ".join(f"{f.name} {duck_type(f.type)}" for f in t) + ")"
     if pa.types.is_map(t):
         return f"MAP({duck_type(t.key_type)}, {duck_type(t.item_type)})"
     return {
@@ -105,10 +113,17 @@ def empty_select(schema: pa.Schema) -> str:
     return f"SELECT {cols} WHERE false"
 
 
+#: columns added to a stored schema later: files written before them read as NULL
+ADDED_COLUMNS = frozenset({"chain_seq", "chain_prev", "files"})
+
+
 def _select_parquet(source: str, schema: pa.Schema) -> str:
     """The schema's columns from read_parquet(source): a glob or a list, as SQL text."""
     cols = ", ".join(f.name for f in schema)
-    return f"SELECT {cols} FROM read_parquet({source}, union_by_name = true, hive_partitioning = false)"
+    read = f"read_parquet({source}, union_by_name = true, hive_partitioning = false)"
+    if ADDED_COLUMNS & set(schema.names):  # every file may predate them: fill them in by name
+        return f"SELECT {cols} FROM (SELECT * FROM {read} UNION ALL BY NAME {empty_select(schema)})"
+    return f"SELECT {cols} FROM {read}"
 
 
 def parquet_sql(root: Path, pattern: str, schema: pa.Schema) -> str:
@@ -127,6 +142,14 @@ def committed_batch_ids(paths: Paths) -> set[str]:
     return {p.stem for p in paths.batches_dir.glob("*.parquet")} if paths.batches_dir.exists() else set()
 
 
+def _derive_alerts_visible(paths: Paths) -> str:
+    """Derive-time alerts are visible once their chain link exists (all of them before the chain is adopted)."""
+    if not chain.chain_active(paths):
+        return "source = 'derive'"
+    ids = sorted(chain.linked_ids(paths))
+    return f"source = 'derive' AND batch_id IN ({', '.join(sql_literal(i) for i in ids)})" if ids else "false"
+
+
 def dataset_sql(paths: Paths, name: str) -> str:
     """SQL for one stored dataset (events, quarantine, alerts, batches); typed even when empty.
 
@@ -139,7 +162,7 @@ def dataset_sql(paths: Paths, name: str) -> str:
         return sql
     committed = f"SELECT batch_id FROM ({_read(root, 'batches')})"
     if name == "alerts":
-        return f"SELECT * FROM ({sql}) WHERE source = 'derive' OR batch_id IN ({committed})"
+        return f"SELECT * FROM ({sql}) WHERE ({_derive_alerts_visible(paths)}) OR batch_id IN ({committed})"
     return f"SELECT * FROM ({sql}) WHERE batch_id IN ({committed})"
 
 

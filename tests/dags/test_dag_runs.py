@@ -26,7 +26,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 OPTIONS = SimulationOptions(seed=1, n_patients=30, n_sites=3, faults=True, weeks=12, files_per_site=2)
 # Columns that name or time a particular ingestion or alerting run: they differ between any two runs.
-RUN_COLUMNS = {"batch_id", "run_id", "ingested_at", "raised_at", "generated_at"}
+RUN_COLUMNS = {"batch_id", "run_id", "ingested_at", "raised_at", "generated_at",
+               "chain_prev", "files"}  # the hash chain names the files of one run (batch ids, times)
 # Time from recording to ingestion, or from the last delivery to the derivation: the two runs ingest and
 # derive the same rows seconds apart, so these agree to within minutes (hours or days, not seconds).
 LAG_COLUMNS = {"lag_p50_hours", "lag_p90_hours", "days_since_last_file"}

@@ -107,3 +107,9 @@ def test_the_mail_tasks_sit_where_a_failed_mail_still_leaves_the_run_red(dagbag:
     assert flag.trigger_rule == "all_done" and flag.upstream_task_ids == {"check_sites", "mail_data_manager"}
     report = dagbag.dags["outcome_report"].get_task("mail_reports")
     assert report.upstream_task_ids == {"write_outcome_report"} and not report.downstream_task_ids
+
+
+def test_the_log_is_verified_before_derive_and_before_the_report(dagbag: Any) -> None:
+    """A log that fails `trialpipe verify` is neither derived from nor reported on (issue 12)."""
+    assert dagbag.dags["derive_outcomes"].get_task("derive_tables").upstream_task_ids == {"verify_log"}
+    assert dagbag.dags["outcome_report"].get_task("write_outcome_report").upstream_task_ids == {"verify_log"}
