@@ -26,6 +26,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 POOLS = REPO / "deploy" / "pools.json"
+#: the image's $AIRFLOW_HOME/config/airflow_local_settings.py (deploy/Dockerfile copies it)
+LOCAL_SETTINGS = REPO / "deploy" / "airflow_local_settings.py"
 
 #: docker-compose.yml service -> the `airflow` sub-command it runs, which the test runs too
 COMMANDS = {"airflow-apiserver": "api-server", "airflow-scheduler": "scheduler",
@@ -47,9 +49,10 @@ DIFFERENT = {
 TEST_ONLY = {"AIRFLOW_HOME", "AIRFLOW__CORE__DAGS_FOLDER", "AIRFLOW__API__HOST", "AIRFLOW__API__PORT",
              "AIRFLOW__API__BASE_URL", "AIRFLOW__API__WORKERS", "AIRFLOW__LOGGING__LOGGING_LEVEL",
              "AIRFLOW__CORE__HOSTNAME_CALLABLE", "AIRFLOW__CORE__DAG_FILE_PROCESSOR_TIMEOUT",
-             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL", "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT"}
+             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL", "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT",
+             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC"}
 WORKERS = ("worker-a", "worker-b")
-WORKER_CONCURRENCY = 2
+WORKER_CONCURRENCY = 1  # one task at a time per worker: each takes its own share of the sites
 #: each worker's DuckDB on one thread: the two workers share the machine's cores
 WORKER_ENV = {"TRIALPIPE_DUCKDB_THREADS": "1"}
 
@@ -79,7 +82,7 @@ class Postgres:
 
     @property
     def result_backend(self) -> str:
-        return f"db+postgresql://postgres@127.0.0.1:{self.port}/airflow"
+        return f"db+postgresql+psycopg2://postgres@127.0.0.1:{self.port}/airflow"
 
     def run(self, *args: str) -> None:
         subprocess.run([*self.as_user, *args], check=True, capture_output=True, timeout=120)
@@ -156,6 +159,8 @@ def cluster_env(home: Path, port: int, db: Postgres, broker: str) -> dict[str, s
         "AIRFLOW__CORE__AUTH_MANAGER":
             "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": db.url,
+        # no async engine: the lock has no asyncpg (the official image has); nothing trialpipe calls needs it
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC": "",
         "AIRFLOW__CELERY__RESULT_BACKEND": db.result_backend,
         "AIRFLOW__CELERY__BROKER_URL": broker,
         "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(WORKER_CONCURRENCY),
@@ -230,7 +235,8 @@ def celery_cluster(root: Path, bin_dir: Path, extra_env: dict[str, str], startup
         broker = stack.enter_context(redis())
         port = free_port()
         home = root / "airflow-home"
-        home.mkdir(parents=True)
+        (home / "config").mkdir(parents=True)
+        shutil.copyfile(LOCAL_SETTINGS, home / "config" / "airflow_local_settings.py")
         base = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
         base["PATH"] = f"{bin_dir}{os.pathsep}{base.get('PATH', '')}"
         base["PYTHONPATH"] = str(REPO)  # the workers' hostname_callable (tests.dags.worker_hostname)

@@ -41,13 +41,13 @@ pytestmark = [
     pytest.mark.scheduler,
     pytest.mark.slow,
     pytest.mark.skipif(not ENABLED, reason="drives a Celery cluster: set TRIALPIPE_SCHEDULER_TESTS=1 (CI runs it)"),
-    pytest.mark.timeout(900),
+    pytest.mark.timeout(1500),
 ]
 
-# four sites with faults (rejected rows and files, red flags, an unregistered folder): five staging tasks
-OPTIONS = SimulationOptions(seed=11, n_patients=48, n_sites=4, faults=True, weeks=8, files_per_site=1)
+# three sites with faults (rejected rows and files, red flags, an unregistered folder): four staging tasks
+OPTIONS = SimulationOptions(seed=11, n_patients=30, n_sites=3, faults=True, weeks=8, files_per_site=1)
 STARTUP_S = 300
-RUN_S = 360
+RUN_S = 600  # on a quiet machine a run takes well under a minute
 
 
 @dataclass
@@ -102,7 +102,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory, sink: SmtpSink) -> Iter
     paths = Paths(root / "study.toml", root / "landing", root / "warehouse")
     simulate_study(paths.landing, paths.study, OPTIONS)
     folders = sorted(p.name for p in paths.landing.iterdir())
-    assert len(folders) > len(OPTIONS.site_ids) >= 4  # the sites and an unregistered folder
+    assert len(folders) > len(OPTIONS.site_ids) >= 3  # the sites and an unregistered folder
     cli = Paths(paths.study, paths.landing, root / "cli-warehouse")
     # `trialpipe ingest` on the same landing zone, while the cluster starts
     reference = subprocess.Popen([str(BIN / "trialpipe"), "ingest", "--study", str(cli.study), "--landing",
