@@ -166,7 +166,7 @@ def stored(paths: Paths, name: str) -> pd.DataFrame:
     return con.execute(f"SELECT * FROM ({dataset_sql(paths, name)}){where}").df()
 
 
-def test_two_celery_workers_store_what_trialpipe_ingest_stores(deployment: Deployment, ingested: str) -> None:
+def stores_what_trialpipe_ingest_stores(deployment: Deployment) -> None:
     for name in ("events", "quarantine", "alerts", "batches"):
         want, have = comparable(stored(deployment.cli, name)), comparable(stored(deployment.paths, name))
         assert len(want) > 0, name
@@ -183,8 +183,8 @@ def _interval(ti: dict[str, Any]) -> tuple[datetime, datetime]:
     return datetime.fromisoformat(ti["start_date"]), datetime.fromisoformat(ti["end_date"])
 
 
-def test_sites_stage_on_both_workers_at_once_and_commit_one_at_a_time_in_site_order(
-        deployment: Deployment, ingested: str) -> None:
+def stages_on_both_workers_at_once_and_commits_one_at_a_time_in_site_order(deployment: Deployment,
+                                                                            ingested: str) -> None:
     tis = deployment.task_instances("ingest_sites", ingested)
     stages = [ti for ti in tis if ti["task_id"] == "stage_site"]
     commits = sorted((ti for ti in tis if ti["task_id"] == "commit_site"), key=lambda ti: ti["map_index"])
@@ -204,7 +204,7 @@ def test_sites_stage_on_both_workers_at_once_and_commit_one_at_a_time_in_site_or
     assert not any(deployment.paths.staging_dir.iterdir())  # nothing left staged
 
 
-def test_a_rerun_on_the_cluster_changes_nothing(deployment: Deployment, ingested: str) -> None:
+def a_rerun_changes_nothing(deployment: Deployment) -> None:
     dep = deployment
     dep.api("PATCH", "/dags/derive_outcomes", json={"is_paused": True})  # it adds derived alerts of its own
     dep.wait("derive_outcomes to finish", RUN_S, lambda: dep.all_finished("derive_outcomes"))
@@ -216,3 +216,10 @@ def test_a_rerun_on_the_cluster_changes_nothing(deployment: Deployment, ingested
     tis = dep.task_instances("ingest_sites", again["dag_run_id"])
     assert sorted(ti["rendered_map_index"] for ti in tis if ti["task_id"] == "commit_site") == dep.folders
     assert snapshot(dep.paths) == before
+
+
+def test_ingest_sites_on_two_celery_workers(deployment: Deployment, ingested: str) -> None:
+    """One test, so that one cluster starts however pytest-xdist distributes the tests."""
+    stores_what_trialpipe_ingest_stores(deployment)
+    stages_on_both_workers_at_once_and_commits_one_at_a_time_in_site_order(deployment, ingested)
+    a_rerun_changes_nothing(deployment)
