@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -57,18 +57,20 @@ def area(paths: Paths, run_id: str, folder: str) -> Path:
 
 
 def _file_dict(s: StagedFile) -> dict[str, Any]:
+    """Every field of the StagedFile (a field added to it travels too, if JSON can carry it)."""
     f = s.file
-    return {"site_folder": f.site_folder, "relpath": f.relpath, "path": str(f.path), "size": f.size,
-            "mtime_ns": f.mtime_ns, "sha256": s.sha256, "file_idx": s.file_idx, "fmt": s.fmt,
-            "rejected": [s.rejected.rule, s.rejected.message] if s.rejected else None,
-            "unknown_columns": s.unknown_columns, "received": s.received}
+    doc = {k.name: getattr(s, k.name) for k in fields(StagedFile) if k.name not in ("file", "rejected")}
+    doc["file"] = {"site_folder": f.site_folder, "relpath": f.relpath, "path": str(f.path), "size": f.size,
+                   "mtime_ns": f.mtime_ns}
+    doc["rejected"] = [s.rejected.rule, s.rejected.message] if s.rejected else None
+    return doc
 
 
 def _staged_file(d: dict[str, Any]) -> StagedFile:
-    f = LandingFile(d["site_folder"], d["relpath"], Path(d["path"]), int(d["size"]), int(d["mtime_ns"]))
-    rejected = FileRejected(*d["rejected"]) if d["rejected"] else None
-    return StagedFile(f, d["sha256"], int(d["file_idx"]), d["fmt"], rejected, list(d["unknown_columns"]),
-                      int(d["received"]))
+    f = d["file"]
+    landing = LandingFile(f["site_folder"], f["relpath"], Path(f["path"]), int(f["size"]), int(f["mtime_ns"]))
+    rest = {k: v for k, v in d.items() if k not in ("file", "rejected")}
+    return StagedFile(file=landing, rejected=FileRejected(*d["rejected"]) if d["rejected"] else None, **rest)
 
 
 def save(staging: SiteStaging) -> None:
