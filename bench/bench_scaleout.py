@@ -26,7 +26,7 @@ from pathlib import Path
 from pipeline.simulate import SimulationOptions
 from pipeline.simulate.large import write_large_csv
 
-BYTES_PER_EVENT = 150  # a simulated event is about this long as CSV
+BYTES_PER_EVENT = 177  # a simulated event of one site (large.py) is about this long as CSV
 
 STAGE = ("import sys; from pathlib import Path; from pipeline.config import Paths, load_study; "
          "from pipeline.ingest.run import stage_one_site; p = Paths(*map(Path, sys.argv[1:4])); "
