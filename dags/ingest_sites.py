@@ -2,39 +2,49 @@
 # ingest_sites
 
 Every five minutes: find the sites whose landing folders hold files not yet
-ingested, ingest each of them in its own mapped task (`ingest_site[<site>]`),
-then announce the new state of the event log as the Asset
-`trialpipe_event_log`, which schedules `derive_outcomes`.
+ingested, stage and validate them all at once (`stage_site[<site>]`, on any
+worker), commit them one at a time in site order (`commit_site[<site>]`), then
+announce the new state of the event log as the Asset `trialpipe_event_log`,
+which schedules `derive_outcomes`.
 
 | task | calls |
 |---|---|
 | `find_sites` | `pipeline.ingest.discover.sites_with_new_files` |
-| `ingest_site` (one per site) | `pipeline.ingest.run.ingest(paths, study, sites=[site])` |
+| `stage_site` (per site, in parallel) | `pipeline.ingest.run.stage_one_site`: read, type, GX-validate |
+| `commit_site` (per site, one at a time) | `pipeline.ingest.run.commit_one_site`: decide, commit, alert |
+| `clear_staging` | removes what this run left staged (a site whose commit failed for good) |
 | `announce_event_log` | emits the Asset event; its extra counts files, alerts and rows per site |
 | `notify_red_flags` | `pipeline.notify.notify_red_flags(paths, study)`: mails every alert not yet notified |
 | `check_sites_ingested` | fails, without retrying, when a site task failed |
 
 **Red flags.** Ingest raises the red-flag alerts itself, in this run, also for
 rows it rejects (DTS §5 "Safety first"); they are in the `alerts` table, and
-listed in the task's log, as soon as `ingest_site` has finished, before any
+listed in the task's log, as soon as `commit_site` has finished, before any
 derivation. `notify_red_flags` then mails every alert not yet notified, in one
 message, to `TRIALPIPE_ALERT_EMAIL_TO`; it fails when alerts are pending and no
 recipient or SMTP host is configured.
 
-**A failing site stops no other.** `announce_event_log` and `notify_red_flags`
-run once every site task has finished, whether it succeeded or not
-(`trigger_rule="all_done"`): the sites that were ingested are announced and
-their alerts mailed. `check_sites_ingested` then turns the run red when a site
-task failed (or `find_sites` did).
+**A failing site stops no other.** `commit_site`, `announce_event_log` and
+`notify_red_flags` run once every task before them has finished, whether it
+succeeded or not (`trigger_rule="all_done"`): the sites that were staged are
+committed, announced and their alerts mailed (a site whose staging failed has
+nothing staged: its `commit_site` is skipped). `check_sites_ingested` then turns
+the run red when a site task failed (or `find_sites` did).
 
 **Retries are safe.** A file is identified by the SHA-256 of its bytes and is
-ingested once, and alerts are kept one per (site, patient, event_id, flag): a retried or
-cleared `ingest_site` stores nothing twice.
+ingested once, and alerts are kept one per (site, patient, event_id, flag): a
+retried or cleared `stage_site` or `commit_site` stores nothing twice (a commit
+decides in a transaction it rolls back, so a retry decides again from the rows
+as staged).
 
-**One writer.** `ingest_site` runs in the pool `trialpipe_writer` (1 slot), and
-ingest commits under `writer_lock`: no two tasks ever hold `trial.duckdb`. With
-one slot the site tasks run in map-index order, which is the sorted order of
-the site folders, as the DTS processes files.
+**In parallel, then one writer.** Staging writes only the site's own staging
+area, so the `stage_site` tasks run at the same time on every worker. Every
+`commit_site` waits for all of them and runs in the pool `trialpipe_writer`
+(1 slot, enforced across the cluster): no two tasks ever commit or hold
+`trial.duckdb`. With one slot the commits run in map-index order, which is the
+sorted order of the site folders, as the DTS processes files: a site's
+cross-row rules (event_id taken, enrollment, targets) see every row the sites
+before it accepted in this run.
 
 **Manual runs.** Trigger with the parameter `sites` (e.g. `["NL01"]`) to ingest
 the given site folders whether or not discovery sees new files there; nothing
@@ -83,15 +93,31 @@ def ingest_sites() -> None:
         # sorted: with one writer slot, site tasks run in map-index order, i.e. in the DTS processing order
         return sorted(sites_with_new_files(paths, load_study(paths.study)))
 
-    @task(pool=WRITER_POOL, map_index_template="{{ task.op_kwargs['site'] }}")
-    def ingest_site(site: str) -> dict[str, Any]:
-        """Validate, store, quarantine and alert one site's new files; the summary goes to the log and XCom."""
+    @task(map_index_template="{{ task.op_kwargs['site'] }}")
+    def stage_site(site: str, run_id: str | None = None) -> dict[str, Any]:
+        """Read, type and GX-validate one site's new files into its staging area (no lock: sites in parallel)."""
         from pipeline.config import load_study, paths_from_env
-        from pipeline.ingest.run import ingest
+        from pipeline.ingest.run import airflow_run_id, stage_one_site
+
+        paths = paths_from_env()
+        staged = stage_one_site(paths, load_study(paths.study), airflow_run_id(str(run_id)), site)
+        print(f"staged {site}: {staged['files']} file(s), {staged['received']} record(s)")
+        return staged
+
+    @task(pool=WRITER_POOL, trigger_rule="all_done", map_index_template="{{ task.op_kwargs['site'] }}")
+    def commit_site(site: str, run_id: str | None = None) -> dict[str, Any]:
+        """Decide, store, quarantine and alert one staged site; the summary goes to the log and XCom."""
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from pipeline.config import load_study, paths_from_env
+        from pipeline.ingest.run import airflow_run_id, commit_one_site
         from pipeline.ingest.summary import print_summary
 
         paths = paths_from_env()
-        summary = ingest(paths, load_study(paths.study), sites=[site])
+        summary = commit_one_site(paths, load_study(paths.study), airflow_run_id(str(run_id)), site)
+        if summary is None:
+            raise AirflowSkipException(f"nothing staged for {site} in this run: its stage_site failed "
+                                       "(its log says why), or this commit already ran")
         print_summary(summary)
         return summary.to_dict()
 
@@ -135,9 +161,22 @@ def ingest_sites() -> None:
         raise AirflowFailException("a site task failed (its log says why); the other sites were ingested, "
                                    "announced and their red flags mailed")
 
-    summaries = ingest_site.expand(site=find_sites())
+    @task(trigger_rule="all_done")
+    def clear_staging(run_id: str | None = None) -> list[str]:
+        """Remove what this run left staged: a committed site's area is gone already, a failed one's stays till now."""
+        from pipeline.config import paths_from_env
+        from pipeline.ingest.run import airflow_run_id
+        from pipeline.ingest.staging_area import discard_run
+
+        return discard_run(paths_from_env(), airflow_run_id(str(run_id)))
+
+    sites = find_sites()
+    staged = stage_site.expand(site=sites)
+    summaries = commit_site.expand(site=sites)
+    staged >> summaries  # every commit waits for every site's staging: then they run one by one, in site order
     announce_event_log(summaries)  # type: ignore[arg-type]  # an XComArg, resolved at run time
-    summaries >> [notify_red_flags(), check_sites_ingested()]
+    summaries >> [notify_red_flags(), clear_staging()]
+    [staged, summaries] >> check_sites_ingested()
 
 
 ingest_sites()

@@ -1,7 +1,16 @@
-"""`trialpipe ingest` and `trialpipe validate`: stage outside the lock, decide and commit under it."""
+"""`trialpipe ingest` and `trialpipe validate`: stage outside the lock, decide and commit under it.
+
+Per site, two steps: `stage_site` (read, type, GX-validate into the site's own staging area; no lock,
+so sites stage in parallel, on any worker) and `commit_site` (decide the cross-row rules against the
+log as committed so far, then commit; one site at a time, in DTS order, under the writer). The CLI
+runs them one after the other per site; the DAG `ingest_sites` stages every site at once and commits
+them in order in the 1-slot pool `trialpipe_writer`.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import os
 import shutil
 import sys
 import uuid
@@ -21,12 +30,17 @@ from pipeline.ingest.gx_validate import RowChecker
 from pipeline.ingest.outputs import build_batch, summarise_findings
 from pipeline.ingest.queries import format_query_list, query_rows_for_validation, write_query_lists
 from pipeline.ingest.stage import StagedFile, Stager, scratch, unstage
+from pipeline.ingest.staging_area import SiteStaging, area, discard, load, save
 from pipeline.ingest.suites import TYPE_SUITES
 from pipeline.ingest.summary import IngestSummary
 from pipeline.progress import Display
 from pipeline.store.alerts import raised_keys
-from pipeline.store.commit import commit, recover, safe_component
+from pipeline.store.commit import commit, recover
 from pipeline.store.warehouse import connect, events_sql, writer_lock
+
+#: DuckDB threads of a scratch database (unset: DuckDB's default, every core); one per worker core when
+#: several Celery workers share a machine
+SCRATCH_THREADS = os.environ.get("TRIALPIPE_DUCKDB_THREADS", "")
 
 _checker: RowChecker | None = None
 
@@ -67,47 +81,122 @@ def ingest(paths: Paths, study: Study, sites: Sequence[str] | None = None, progr
     pending = [(f, sha) for f, sha in found if (f.relpath, sha) not in ledger.seen_pairs]  # as discover.new_files
     summary.skipped = len(found) - len(pending)
     for folder, group in groupby(pending, key=lambda x: x[0].site_folder):
-        _ingest_folder(paths, study, folder, list(group), ledger, summary, progress)
+        # one machine: stage (no lock), then decide and commit under the file lock, site after site
+        with Display(progress) as display:  # a rich display on a terminal, else nothing
+            staging = stage_site(paths, study, run_id, folder, list(group), ledger, progress, keep_open=True,
+                                 display=display)
+            display.stage(f"{folder}: deciding and committing")
+            try:
+                commit_site(paths, staging, summary)
+            finally:
+                discard(staging)
     summary.not_read = [e for e in not_picked_up(paths.landing) if sites is None or e.split("/", 1)[0] in sites]
     # every run rewrites them: a run that crashed after its last commit left them out of date
     write_query_lists(paths, study)
     return summary
 
 
-def _ingest_folder(paths: Paths, study: Study, folder: str, files: list[tuple[LandingFile, str]], ledger: Ledger,
-                   summary: IngestSummary, progress: bool) -> None:
-    work = paths.staging_dir / f"{summary.run_id}-{safe_component(folder)}"
-    work.mkdir(parents=True, exist_ok=True)
-    con = scratch(work / "scratch.duckdb", memory_limit="256MB")  # spills beyond; bounds RSS for huge files
-    display = Display(progress).__enter__()  # a rich display on a terminal, else nothing
+def _open_scratch(path: Path) -> duckdb.DuckDBPyConnection:
+    con = scratch(path, memory_limit="256MB")  # spills beyond; bounds RSS for huge files
+    if SCRATCH_THREADS:
+        con.execute(f"SET threads = {int(SCRATCH_THREADS)}")
+    return con
+
+
+def stage_site(paths: Paths, study: Study, run_id: str, folder: str, files: list[tuple[LandingFile, str]],
+               ledger: Ledger, progress: bool = False, keep_open: bool = False,
+               display: Display | None = None) -> SiteStaging:
+    """Read, type and GX-validate one site's new files into its own staging area; no lock, no warehouse write.
+
+    Sites are independent here (only the commit sees other sites' rows), so any worker may stage any
+    site at the same time as others. The area is rebuilt from nothing: a retry starts clean.
+    """
+    work = area(paths, run_id, folder)
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    staging = SiteStaging(run_id, folder, work)
+    con = _open_scratch(staging.scratch_path)
     try:
-        staged: list[StagedFile] = []
         seen_ok: set[str] = set()
         stager = Stager(con, checker(), study)
-        stager.on_bytes = display.advance
+        if display is not None:
+            stager.on_bytes = display.advance
         for idx, (f, sha) in enumerate(files):
             if (folder, sha) in ledger.ingested or sha in seen_ok:
-                staged.append(StagedFile(f, sha, idx, None))  # a file_duplicate: not read again
+                staging.files.append(StagedFile(f, sha, idx, None))  # a file_duplicate: not read again
                 continue
-            if display.enabled:
+            if display is not None and display.enabled:
                 display.file(f.relpath, f.size)
             elif progress:
                 print(f"reading {f.relpath} ...", file=sys.stderr, flush=True)
             s = stager.add(f, sha, idx)
             if s.rejected is None:
                 seen_ok.add(sha)
-            staged.append(s)
-        display.stage(f"{folder}: validating with Great Expectations")
-        validations = stager.validations()
-        display.stage(f"{folder}: deciding and committing")
-        with writer_lock(paths):
-            recover(paths)
-            _decide_and_commit(paths, con, staged, summary, validations)
-            connect(paths).close()  # refresh the views of trial.duckdb
-    finally:
-        display.__exit__(None, None, None)
+            staging.files.append(s)
+        if display is not None:
+            display.stage(f"{folder}: validating with Great Expectations")
+        staging.validations = stager.validations()
+    except BaseException:
         con.close()
         shutil.rmtree(work, ignore_errors=True)
+        raise
+    if keep_open:
+        staging.con = con
+    else:
+        con.close()  # checkpoints the scratch file: another process (machine) may commit it; then save()
+    return staging
+
+
+def commit_site(paths: Paths, staging: SiteStaging, summary: IngestSummary) -> None:
+    """Decide and commit one staged site under the writer lock (the caller keeps sites in DTS order).
+
+    The decision runs in a transaction that is rolled back afterwards: the scratch tables stay as
+    staged, so a retried commit decides again from the same rows (against the log as it is then).
+    """
+    con = staging.con if staging.con is not None else _open_scratch(staging.scratch_path)
+    try:
+        with writer_lock(paths):
+            recover(paths)
+            con.begin()
+            try:
+                _decide_and_commit(paths, con, staging.files, summary, dict(staging.validations))
+            finally:
+                con.rollback()
+            connect(paths).close()  # refresh the views of trial.duckdb
+    finally:
+        if staging.con is None:
+            con.close()
+
+
+def airflow_run_id(dag_run_id: str) -> str:
+    """The ingest run id of an Airflow DAG run: fixed length, so no run's staging areas prefix another's."""
+    return "airflow-" + hashlib.sha256(dag_run_id.encode()).hexdigest()[:16]
+
+
+def stage_one_site(paths: Paths, study: Study, run_id: str, site: str) -> dict[str, Any]:
+    """The `stage_site` task: discover one site folder's new files and stage them (a small summary for XCom)."""
+    if not paths.landing.is_dir():
+        raise ConfigError(f"landing zone {paths.landing} is not a folder (create it, or give --landing)")
+    ledger = read_ledger(paths)
+    found = [(f, identify(f, ledger)) for f in scan(paths.landing) if f.site_folder == site]
+    pending = [(f, sha) for f, sha in found if (f.relpath, sha) not in ledger.seen_pairs]
+    staging = stage_site(paths, study, run_id, site, pending, ledger)
+    staging.skipped = len(found) - len(pending)
+    staging.not_read = [e for e in not_picked_up(paths.landing) if e.split("/", 1)[0] == site]
+    save(staging)
+    return {"site": site, "files": len(staging.files), "received": sum(s.received for s in staging.files)}
+
+
+def commit_one_site(paths: Paths, study: Study, run_id: str, site: str) -> IngestSummary | None:
+    """The `commit_site` task: commit what `stage_site` staged for the site in this run (None: nothing staged)."""
+    staging = load(paths, run_id, site)
+    if staging is None:
+        return None
+    summary = IngestSummary(run_id, skipped=staging.skipped, not_read=staging.not_read)
+    commit_site(paths, staging, summary)
+    write_query_lists(paths, study)
+    discard(staging)
+    return summary
 
 
 def _status(s: StagedFile, fresh: Ledger, committed_now: set[str]) -> str | None:

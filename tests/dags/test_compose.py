@@ -172,3 +172,36 @@ def test_the_image_builds_from_files_that_exist_and_carries_the_pool(compose: di
     assert any(args[-1] == "/opt/trialpipe/pools.json" and args[-2] == "deploy/pools.json" for args in copies)
     assert "airflow pools import /opt/trialpipe/pools.json" in services(compose)["airflow-init"]["command"][-1]
     assert any(args[-1] == "/opt/airflow/dags" and args[-2] == "dags" for args in copies)
+
+
+def test_compose_runs_what_the_celery_test_runs(compose: dict[str, Any]) -> None:
+    """The executor settings, commands, pool and variables of tests/dags/test_celery.py are the compose file's."""
+    from pipeline.notify import ENV_VARS
+    from tests.dags import celery_cluster as cluster
+
+    svcs = services(compose)
+    for name, command in cluster.COMMANDS.items():  # the test runs each of these, with loopback-only flags
+        assert svcs[name]["command"] == command, name
+    tested = cluster.cluster_env(Path("/home"), 8080, cluster.Postgres(5432, Path("/pg"), []), "redis://r:6379/0")
+    worker = env_of(svcs["airflow-worker"])
+    airflow_keys = {k for k in worker if k.startswith("AIRFLOW__")}
+    assert airflow_keys == set(tested) - cluster.TEST_ONLY  # the same settings, no more, no fewer
+    for name in AIRFLOW_SERVICES - {"airflow-worker", "airflow-init"}:
+        assert {k for k in env_of(svcs[name]) if k.startswith("AIRFLOW__")} == airflow_keys, name
+    for key, value in cluster.SAME_VALUES.items():
+        assert worker[key] == tested[key] == value, key
+    assert set(cluster.DIFFERENT) <= airflow_keys
+    urls = ("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "AIRFLOW__CELERY__RESULT_BACKEND", "AIRFLOW__CELERY__BROKER_URL")
+    for key in urls:
+        ours, theirs = urlsplit(tested[key]), urlsplit(worker[key])
+        assert (ours.scheme, ours.path) == (theirs.scheme, theirs.path), key  # same driver, database and db index
+    assert urlsplit(tested["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"]).path == \
+        urlsplit(worker["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"]).path
+    # the trialpipe variables: the study's paths (the image's ENV), red-flag mail, the staging threads
+    trialpipe = {k for k in worker if k.startswith("TRIALPIPE_")}
+    assert trialpipe == {"TRIALPIPE_STUDY", "TRIALPIPE_LANDING", "TRIALPIPE_WAREHOUSE", *ENV_VARS, *cluster.WORKER_ENV}
+    # the pool and the local settings the test installs are the ones the image carries
+    assert cluster.POOLS == DEPLOY / "pools.json"
+    copies = [ln.split()[-2:] for ln in DOCKERFILE.read_text().splitlines() if ln.startswith("COPY ")]
+    assert ["deploy/airflow_local_settings.py", "/opt/airflow/config/airflow_local_settings.py"] in copies
+    assert cluster.LOCAL_SETTINGS == DEPLOY / "airflow_local_settings.py"

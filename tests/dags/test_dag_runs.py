@@ -75,7 +75,7 @@ def run_dag(dag_id: str, paths: Paths, expect: str | None = "success", **kwargs:
 
 
 def site_tasks(tis: dict[tuple[str, int], Any]) -> list[str]:
-    return sorted(ti.rendered_map_index for (task, _), ti in tis.items() if task == "ingest_site")
+    return sorted(ti.rendered_map_index for (task, _), ti in tis.items() if task == "commit_site")
 
 
 @pytest.fixture(scope="module")
@@ -208,7 +208,8 @@ def test_rerunning_a_successful_ingest_changes_nothing(dag_warehouse: Paths) -> 
     assert snapshot(dag_warehouse) == before
     again = states(run_dag("ingest_sites", dag_warehouse))
     # nothing new: no site task runs, no asset event is emitted
-    assert [key for key, state in again.items() if key[0] == "ingest_site" and state != "skipped"] == [], again
+    assert [key for key, state in again.items() if key[0] in ("stage_site", "commit_site")
+            and state != "skipped"] == [], again
     assert again[("announce_event_log", -1)] == "skipped", again
     assert snapshot(dag_warehouse) == before
 

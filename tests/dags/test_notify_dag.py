@@ -36,12 +36,12 @@ def dep(tmp_path: Path) -> Deployment:
 
 
 def failing_for(site: str, run: Callable[..., Any]) -> Callable[..., Any]:
-    def ingest_site(site_id: str) -> Any:
+    def commit_site(site_id: str, **context: Any) -> Any:
         if site_id == site:
             raise RuntimeError(f"injected failure of {site}")
-        return run(site_id)
+        return run(site_id, **context)
 
-    return ingest_site
+    return commit_site
 
 
 def run(dag_id: str, dep: Deployment, mail: dict[str, str], fail_site: str | None = None) -> tuple[str, Any]:
@@ -49,10 +49,10 @@ def run(dag_id: str, dep: Deployment, mail: dict[str, str], fail_site: str | Non
     from airflow.utils.session import create_session
 
     dag = load_dag(dag_id)
-    if fail_site is not None:  # fault injection: this site's ingest raises, as after its retries ran out
-        task = dag.get_task("ingest_site")
+    if fail_site is not None:  # fault injection: this site's commit raises, as after its retries ran out
+        task = dag.get_task("commit_site")
         original = task.python_callable
-        task.python_callable = lambda site: failing_for(fail_site, original)(site)
+        task.python_callable = lambda site, run_id=None: failing_for(fail_site, original)(site, run_id=run_id)
     with pytest.MonkeyPatch.context() as env:
         for name in ENV_VARS:
             env.delenv(name, raising=False)
@@ -71,7 +71,7 @@ def run(dag_id: str, dep: Deployment, mail: dict[str, str], fail_site: str | Non
 def test_a_failing_site_stops_neither_the_other_sites_announcement_nor_their_red_flag_mail(
         airflow_db: Path, dep: Deployment, sink: SmtpSink) -> None:
     state, got = run("ingest_sites", dep, sink.env(), fail_site="NL02")
-    assert got[("ingest_site", "NL01")] == "success" and got[("ingest_site", "NL02")] == "failed", got
+    assert got[("commit_site", "NL01")] == "success" and got[("commit_site", "NL02")] == "failed", got
     assert got[("announce_event_log", -1)] == "success", got
     assert got[("notify_red_flags", -1)] == "success", got
     assert got[("check_sites_ingested", -1)] == "failed", got
@@ -90,7 +90,7 @@ def test_a_failing_site_stops_neither_the_other_sites_announcement_nor_their_red
 
 def test_unconfigured_mail_with_pending_alerts_fails_the_notify_task(airflow_db: Path, dep: Deployment) -> None:
     state, got = run("ingest_sites", dep, {})
-    assert got[("ingest_site", "NL01")] == got[("ingest_site", "NL02")] == "success", got
+    assert got[("commit_site", "NL01")] == got[("commit_site", "NL02")] == "success", got
     assert got[("announce_event_log", -1)] == "success", got  # derivation goes ahead
     assert got[("notify_red_flags", -1)] == "failed", got
     assert state == "failed"

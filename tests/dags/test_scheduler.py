@@ -166,9 +166,9 @@ def test_a_triggered_ingest_run_fills_the_event_log_and_schedules_derive(airflow
     assert sum(per_site.values()) == airflow.simulated.n_events
 
     tis = airflow.api("GET", f"/dags/ingest_sites/dagRuns/{run['dag_run_id']}/taskInstances")["task_instances"]
-    mapped = sorted(ti["rendered_map_index"] for ti in tis if ti["task_id"] == "ingest_site")
+    mapped = sorted(ti["rendered_map_index"] for ti in tis if ti["task_id"] == "commit_site")
     assert mapped == sites
-    log = airflow.api("GET", f"/dags/ingest_sites/dagRuns/{run['dag_run_id']}/taskInstances/ingest_site/logs/1",
+    log = airflow.api("GET", f"/dags/ingest_sites/dagRuns/{run['dag_run_id']}/taskInstances/commit_site/logs/1",
                       params={"map_index": 0, "full_content": True})
     # the UI reads task logs without a log server; the summary is there (new files, or "nothing new" when
     # the scheduled run that unpausing creates took them first)
