@@ -26,8 +26,6 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 POOLS = REPO / "deploy" / "pools.json"
-#: the image's $AIRFLOW_HOME/config/airflow_local_settings.py (deploy/Dockerfile copies it)
-LOCAL_SETTINGS = REPO / "deploy" / "airflow_local_settings.py"
 
 #: docker-compose.yml service -> the `airflow` sub-command it runs, which the test runs too
 COMMANDS = {"airflow-apiserver": "api-server", "airflow-scheduler": "scheduler",
@@ -236,7 +234,6 @@ def celery_cluster(root: Path, bin_dir: Path, extra_env: dict[str, str], startup
         port = free_port()
         home = root / "airflow-home"
         (home / "config").mkdir(parents=True)
-        shutil.copyfile(LOCAL_SETTINGS, home / "config" / "airflow_local_settings.py")
         base = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
         base["PATH"] = f"{bin_dir}{os.pathsep}{base.get('PATH', '')}"
         base["PYTHONPATH"] = str(REPO)  # the workers' hostname_callable (tests.dags.worker_hostname)

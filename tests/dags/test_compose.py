@@ -200,8 +200,7 @@ def test_compose_runs_what_the_celery_test_runs(compose: dict[str, Any]) -> None
     # the trialpipe variables: the study's paths (the image's ENV), red-flag mail, the staging threads
     trialpipe = {k for k in worker if k.startswith("TRIALPIPE_")}
     assert trialpipe == {"TRIALPIPE_STUDY", "TRIALPIPE_LANDING", "TRIALPIPE_WAREHOUSE", *ENV_VARS, *cluster.WORKER_ENV}
-    # the pool and the local settings the test installs are the ones the image carries
+    # the pool the test installs is the one the image carries
     assert cluster.POOLS == DEPLOY / "pools.json"
     copies = [ln.split()[-2:] for ln in DOCKERFILE.read_text().splitlines() if ln.startswith("COPY ")]
-    assert ["deploy/airflow_local_settings.py", "/opt/airflow/config/airflow_local_settings.py"] in copies
-    assert cluster.LOCAL_SETTINGS == DEPLOY / "airflow_local_settings.py"
+    assert ["deploy/pools.json", "/opt/trialpipe/pools.json"] in copies
