@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import atexit
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -17,6 +19,22 @@ from pipeline.config import ConfigError, Paths, load_study
 
 class RunFailed(Exception):
     """The run itself could not complete (exit status non-zero, one-line reason)."""
+
+
+def _silence_finalization() -> None:
+    """After the command's last word, stderr goes to /dev/null for the interpreter's finalization.
+
+    With Great Expectations and duckdb-engine both imported, DuckDB's bindings (nanobind) print a
+    "leaked instances" report of its type constants as the interpreter tears the modules down,
+    after every command: noise that buries the one-line reason a user reads. Registered first, this
+    runs after every other exit handler; what they print still shows.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.dup2(os.open(os.devnull, os.O_WRONLY), 2)
+
+
+atexit.register(_silence_finalization)
 
 
 def one_line(text: str) -> str:

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from pipeline.cli import main
 from pipeline.config import Paths
 from pipeline.derive.adam.metadata import dataset
+from pipeline.store.audit import adopt
 from tests.derive.factories import INGESTED, at, enroll, report, write_warehouse
 
 from .readback import by_dataset_json, by_pyreadstat, dataset_json
@@ -27,6 +28,7 @@ def paths(tmp_path: Path) -> Paths:
         report("r2", at(10), leg=2, global_recovery=2, batch_id="b1"),
         enroll("P2", site_id="S2", batch_id="b2", ingested=INGESTED + timedelta(days=3)),
     ])
+    adopt(paths)  # the factory writes a warehouse as before the audit chain: chain it, as an operator would
     return paths
 
 

@@ -23,7 +23,9 @@ from pipeline.ingest.staging_area import load
 from tests.ingest.helpers import Deployment, enrollment, make_deployment, symptom
 
 RUN_COLUMNS = {"events": "batch_id, ingested_at", "quarantine": "batch_id, ingested_at",
-               "alerts": "batch_id, raised_at", "batches": "batch_id, run_id, ingested_at"}
+               "alerts": "batch_id, raised_at",
+               # the hash chain names the files of one run (batch ids, times) and the link before it
+               "batches": "batch_id, run_id, ingested_at, chain_prev, files"}
 
 
 def _landing(dep: Deployment) -> None:

@@ -101,9 +101,11 @@ def test_cli_report_mail_mails_once_and_fails_in_one_line_without_recipients(tmp
     from click.testing import CliRunner
 
     from pipeline.cli import main
+    from pipeline.store.audit import adopt
 
     paths = make_warehouse(tmp_path, sample_tables())
     paths.study.write_text(STUDY_TOML)
+    adopt(paths)  # the helper writes a warehouse as before the audit chain: chain it, as an operator would
     where = ["--study", str(paths.study), "--landing", str(paths.landing), "--warehouse", str(paths.warehouse)]
     no_team = {k: v for k, v in sink.env().items() if k != ENV_REPORT_TO}
     failed = CliRunner().invoke(main, ["report", "--mail", *where], env=no_team)
