@@ -13,9 +13,7 @@ landing zone (`config.outbox_dir`), and nothing in ingest reads it.
 
 from __future__ import annotations
 
-import csv
 import html
-import io
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -25,20 +23,10 @@ import duckdb
 from pipeline.config import ConfigError, Paths, Study, outbox_dir
 from pipeline.store.files import atomic_write_bytes
 from pipeline.store.warehouse import dataset_sql
-from pipeline.textsafe import neutralise_cell
+from pipeline.textsafe import csv_text
 
 DQ_COLUMNS = ("iso_week", "files", "files_rejected", "received", "accepted", "rejected", "duplicates",
               "rejection_rate", "last_delivery")
-
-
-def rows_to_csv(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> str:
-    """CSV for spreadsheets: every cell formula-safe (pipeline.textsafe)."""
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
-    w.writeheader()
-    for r in rows:
-        w.writerow({k: neutralise_cell(r[k]) for k in columns})
-    return buf.getvalue()
 
 
 def site_folder(root: Path, site: str, study: Study) -> Path:
@@ -97,7 +85,7 @@ def write_outboxes(paths: Paths, study: Study, query_files: Mapping[str, Mapping
     for site in study.site_ids:
         rows = dq_summary(paths, site)
         files = {**query_files.get(site, {}),
-                 "dq_summary.csv": rows_to_csv(rows, DQ_COLUMNS).encode("utf-8"),
+                 "dq_summary.csv": csv_text(rows, DQ_COLUMNS).encode("utf-8"),
                  "dq_summary.html": dq_summary_html(site, rows).encode("utf-8")}
         written += write_site_outbox(root, site, study, files)
     return written

@@ -12,10 +12,8 @@ rejected whole head the list.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import html
-import io
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +24,7 @@ from pipeline.ingest.outbox import write_outboxes
 from pipeline.store.commit import safe_component
 from pipeline.store.files import atomic_write_bytes
 from pipeline.store.warehouse import dataset_sql
-from pipeline.textsafe import neutralise_cell
+from pipeline.textsafe import csv_text
 
 if TYPE_CHECKING:
     from pipeline.ingest.stage import StagedFile
@@ -71,12 +69,7 @@ def query_id(site: str, row: dict[str, Any]) -> str:
 
 
 def to_csv(rows: list[dict[str, Any]]) -> str:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
-    w.writeheader()
-    for r in rows:
-        w.writerow({k: neutralise_cell(r[k]) for k in COLUMNS})
-    return buf.getvalue()
+    return csv_text(rows, COLUMNS)
 
 
 def to_html(site: str, rows: list[dict[str, Any]]) -> str:
