@@ -2,31 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from pipeline.notify import ENV_REPORT_TO, ENV_VARS, NotificationError
+from pipeline.notify import ENV_REPORT_TO, NotificationError
 from pipeline.notify.reports import mail_reports
 from pipeline.report.api import write_reports
 from pipeline.report.data import ReportData
 from pipeline.report.summary import mail_summary
 from tests.report.helpers import FORMULA, NOW, PHONE, SCRIPT, START, STUDY, make_warehouse, sample_tables
-from tests.smtp_sink import STUDY_TEAM, SmtpSink, smtp_sink
-
-
-@pytest.fixture(autouse=True)
-def no_ambient_settings(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ENV_VARS:
-        monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture
-def sink() -> Iterator[SmtpSink]:
-    with smtp_sink() as s:
-        yield s
+from tests.smtp_sink import STUDY_TEAM, SmtpSink
 
 
 def test_the_summary_gives_enrolment_by_arm_alerts_unvalidated_first_flagged_sites_and_this_weeks_rejections(

@@ -2,50 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from pipeline.cli import main
-from pipeline.notify import ENV_HOST, ENV_TO, ENV_VARS, NotificationError, notified_ids, notify_red_flags
+from pipeline.notify import ENV_HOST, ENV_TO, NotificationError, notified_ids, notify_red_flags
 from pipeline.store.alerts import append_alerts
 from pipeline.store.warehouse import writer_lock
-from tests.ingest.helpers import Deployment, enrollment, event, make_deployment, symptom
-from tests.smtp_sink import SmtpSink, smtp_sink
-
-
-@pytest.fixture(autouse=True)
-def no_ambient_settings(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ENV_VARS:
-        monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture(scope="module")
-def delivered(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A warehouse with three ingest alerts (one UNVALIDATED, from a rejected row); copied by each test."""
-    dep = make_deployment(tmp_path_factory.mktemp("notify") / "study")
-    dep.deliver("NL01", "a.csv", [enrollment("E1"), event("F1", "red_flag", flag="saddle_anesthesia"),
-                                  symptom("E2", leg_pain_nrs=14, bladder_dysfunction=True)])
-    dep.deliver("NL02", "b.csv", [enrollment("E9", patient="P9", site="NL02"),
-                                  symptom("E10", patient="P9", site="NL02", bowel_dysfunction=True)])
-    assert len(dep.ingest().alerts) == 3
-    return dep.root
-
-
-@pytest.fixture
-def dep(delivered: Path, tmp_path: Path) -> Deployment:
-    import shutil
-
-    shutil.copytree(delivered, tmp_path / "study")
-    return make_deployment(tmp_path / "study")
-
-
-@pytest.fixture
-def sink() -> Iterator[SmtpSink]:
-    with smtp_sink() as s:
-        yield s
+from tests.ingest.helpers import Deployment, make_deployment
+from tests.smtp_sink import SmtpSink
 
 
 def test_pending_alerts_are_mailed_once_in_one_message_unvalidated_first(dep: Deployment, sink: SmtpSink) -> None:

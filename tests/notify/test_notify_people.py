@@ -7,33 +7,19 @@ from __future__ import annotations
 
 import csv
 import io
-import shutil
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from pipeline.notify import ENV_DQ_TO, ENV_HOST, ENV_VARS, NotificationError, notify_sites
+from pipeline.notify import ENV_DQ_TO, ENV_HOST, NotificationError, notify_sites
 from pipeline.notify.dq import notify_dq_flags
 from pipeline.report.dq import dq_monitor
 from tests.ingest.helpers import Deployment, enrollment, make_deployment, symptom
-from tests.smtp_sink import DATA_MANAGER, SmtpSink, smtp_sink
+from tests.smtp_sink import DATA_MANAGER, SmtpSink
 
 NL01 = "coordinator@nl01.example.org"
 NL02 = "coordinator@nl02.example.org"
-
-
-@pytest.fixture(autouse=True)
-def no_ambient_settings(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ENV_VARS:
-        monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture
-def sink() -> Iterator[SmtpSink]:
-    with smtp_sink() as s:
-        yield s
 
 
 def with_contacts(root: Path) -> Deployment:
@@ -47,7 +33,7 @@ def with_contacts(root: Path) -> Deployment:
 
 @pytest.fixture(scope="module")
 def delivered(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Two sites with contacts and rejected rows (NL01: 2, NL02: 1); copied by each test."""
+    """Two sites with contacts and rejected rows (NL01: 2, NL02: 1); copied by each test (as conftest's `dep`)."""
     dep = with_contacts(tmp_path_factory.mktemp("people") / "study")
     dep.deliver("NL01", "leiden-week1.csv", [enrollment("E1"), symptom("E2", leg_pain_nrs=14),
                                              symptom("E3", leg_pain_nrs=99)])
@@ -55,18 +41,6 @@ def delivered(tmp_path_factory: pytest.TempPathFactory) -> Path:
                                             symptom("E10", patient="P9", site="NL02", back_pain_nrs=-1)])
     dep.ingest()
     return dep.root
-
-
-@pytest.fixture
-def dep(delivered: Path, tmp_path: Path) -> Deployment:
-    shutil.copytree(delivered, tmp_path / "study")
-    return make_deployment_at(tmp_path / "study")
-
-
-def make_deployment_at(root: Path) -> Deployment:
-    from pipeline.config import Paths
-
-    return Deployment(root, Paths(root / "study.toml", root / "landing", root / "warehouse"))
 
 
 def csv_rows(data: bytes) -> list[dict[str, str]]:

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,41 +20,12 @@ from pipeline.notify import ENV_VARS, notified_ids, pending_alerts
 from pipeline.notify.ledger import unfinished
 from pipeline.store.alerts import append_alerts
 from pipeline.store.warehouse import writer_lock
-from tests.ingest.helpers import Deployment, enrollment, event, make_deployment, symptom
-from tests.smtp_sink import SmtpSink, smtp_sink
+from tests.ingest.helpers import Deployment, enrollment, make_deployment, symptom
+from tests.smtp_sink import SmtpSink
 
 pytestmark = pytest.mark.slow
 
 CONTACT = 'contact_email = "coordinator@nl01.example.org"\n'
-
-
-@pytest.fixture(autouse=True)
-def no_ambient_settings(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ENV_VARS:
-        monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture(scope="module")
-def delivered(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    dep = make_deployment(tmp_path_factory.mktemp("crash") / "study")
-    dep.deliver("NL01", "a.csv", [enrollment("E1"), event("F1", "red_flag", flag="saddle_anesthesia"),
-                                  symptom("E2", leg_pain_nrs=14, bladder_dysfunction=True)])
-    dep.deliver("NL02", "b.csv", [enrollment("E9", patient="P9", site="NL02"),
-                                  symptom("E10", patient="P9", site="NL02", bowel_dysfunction=True)])
-    assert len(dep.ingest().alerts) == 3
-    return dep.root
-
-
-@pytest.fixture
-def dep(delivered: Path, tmp_path: Path) -> Deployment:
-    shutil.copytree(delivered, tmp_path / "study")
-    return make_deployment(tmp_path / "study")
-
-
-@pytest.fixture
-def sink() -> Iterator[SmtpSink]:
-    with smtp_sink() as s:
-        yield s
 
 
 def notify(dep: Deployment, sink: SmtpSink, crash_at: str | None = None) -> subprocess.CompletedProcess[str]:
