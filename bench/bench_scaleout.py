@@ -3,10 +3,11 @@
 The workers do what `ingest_sites` does on Celery: every site is staged in its own fresh process
 (`stage_one_site`, as a task process of a Celery worker), at most one per worker at a time, each
 worker pinned to its own core with its DuckDB on one thread (TRIALPIPE_DUCKDB_THREADS=1); once every
-site is staged, the sites are committed one at a time in site order (`commit_one_site`, the 1-slot
-writer pool). What limits the ratio is the serial commit share (decide + write) and a site larger
-than the others (the last staging ends when it does). Raw DuckDB on the same CSV files, on one core
-and on two, is the reference: what a second core gives a plain scan on this machine, now.
+site is staged, one process commits them all, one after the other in site order (`commit_sites`,
+the task of the 1-slot writer pool). What limits the ratio is the serial commit share (decide +
+write) and a site larger than the others (the last staging ends when it does). Raw DuckDB on the same
+CSV files, on one core and on two, is the reference: what a second core gives a plain scan on this
+machine, now.
 
     python -m bench.bench_scaleout --events 1000000 --sites 4 --repeat 3
 """
@@ -32,8 +33,9 @@ STAGE = ("import sys; from pathlib import Path; from pipeline.config import Path
          "from pipeline.ingest.run import stage_one_site; p = Paths(*map(Path, sys.argv[1:4])); "
          "stage_one_site(p, load_study(p.study), sys.argv[4], sys.argv[5])")
 COMMIT = ("import sys; from pathlib import Path; from pipeline.config import Paths, load_study; "
-          "from pipeline.ingest.run import commit_one_site; p = Paths(*map(Path, sys.argv[1:4])); "
-          "s = commit_one_site(p, load_study(p.study), sys.argv[4], sys.argv[5]); assert s is not None")
+          "from pipeline.ingest.run import commit_sites; from pipeline.ingest.summary import IngestSummary; "
+          "p = Paths(*map(Path, sys.argv[1:4])); r = commit_sites(p, load_study(p.study), sys.argv[4]); "
+          "assert len(r) == int(sys.argv[5]) and all(isinstance(s, IngestSummary) for _, s in r), r")
 RAW = ("import duckdb, sys; con = duckdb.connect(); con.execute(f'SET threads = {sys.argv[1]}'); "
        "con.execute(f\"COPY (SELECT * FROM read_csv({sys.argv[2:-1]!r})) TO '{sys.argv[-1]}' (FORMAT parquet)\")")
 
@@ -93,8 +95,7 @@ def ingest_with(work: Path, n_sites: int, workers: int, cores: list[int]) -> tup
                 del running[w]
         time.sleep(0.05)
     t1 = time.perf_counter()
-    for site in sites_of(n_sites):  # the writer pool: one at a time, in site order
-        wait_ok(run_python(COMMIT, [*base, run_id, site], cores[0]))
+    wait_ok(run_python(COMMIT, [*base, run_id, str(n_sites)], cores[0]))  # the writer: every site, in site order
     return t1 - t0, time.perf_counter() - t1
 
 

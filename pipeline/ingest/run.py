@@ -3,8 +3,8 @@
 Per site, two steps: `stage_site` (read, type, GX-validate into the site's own staging area; no lock,
 so sites stage in parallel, on any worker) and `commit_site` (decide the cross-row rules against the
 log as committed so far, then commit; one site at a time, in DTS order, under the writer). The CLI
-runs them one after the other per site; the DAG `ingest_sites` stages every site at once and commits
-them in order in the 1-slot pool `trialpipe_writer`.
+runs them one after the other per site; the DAG `ingest_sites` stages every site at once, then
+commits them all in DTS order in one task (`commit_sites`) in the 1-slot pool `trialpipe_writer`.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from pipeline.ingest.gx_validate import RowChecker
 from pipeline.ingest.outputs import build_batch, summarise_findings
 from pipeline.ingest.queries import format_query_list, query_rows_for_validation, write_query_lists
 from pipeline.ingest.stage import StagedFile, Stager, scratch, unstage
-from pipeline.ingest.staging_area import SiteStaging, area, discard, load, save
+from pipeline.ingest.staging_area import SiteStaging, area, discard, load, save, staged_folders
 from pipeline.ingest.suites import TYPE_SUITES
 from pipeline.ingest.summary import IngestSummary
 from pipeline.progress import Display
@@ -187,16 +187,29 @@ def stage_one_site(paths: Paths, study: Study, run_id: str, site: str) -> dict[s
     return {"site": site, "files": len(staging.files), "received": sum(s.received for s in staging.files)}
 
 
-def commit_one_site(paths: Paths, study: Study, run_id: str, site: str) -> IngestSummary | None:
-    """The `commit_site` task: commit what `stage_site` staged for the site in this run (None: nothing staged)."""
-    staging = load(paths, run_id, site)
-    if staging is None:
-        return None
-    summary = IngestSummary(run_id, skipped=staging.skipped, not_read=staging.not_read)
-    commit_site(paths, staging, summary)
+def commit_sites(paths: Paths, study: Study, run_id: str) -> list[tuple[str, IngestSummary | Exception]]:
+    """The `commit_sites` task: commit every site staged in this run, in DTS order, in this one process.
+
+    One process pays the start-up (imports, the GX context) once for all sites. Each site commits as
+    `commit_site` does, every file atomically, and its area is discarded after: a retry after a crash
+    commits what is still staged, and finds in the ledger the files a crash left committed (none twice).
+    A site whose commit fails stays staged and the next site goes ahead, as after a failed staging.
+    """
+    results: list[tuple[str, IngestSummary | Exception]] = []
+    for folder in staged_folders(paths, run_id):
+        staging = load(paths, run_id, folder)
+        if staging is None:
+            continue
+        summary = IngestSummary(run_id, skipped=staging.skipped, not_read=staging.not_read)
+        try:
+            commit_site(paths, staging, summary)
+        except Exception as exc:  # the caller reports it; the site stays staged for the retry
+            results.append((folder, exc))
+            continue
+        discard(staging)
+        results.append((folder, summary))
     write_query_lists(paths, study)
-    discard(staging)
-    return summary
+    return results
 
 
 def _status(s: StagedFile, fresh: Ledger, committed_now: set[str]) -> str | None:

@@ -1,9 +1,9 @@
 """A site's staging area on the warehouse volume: its scratch DuckDB and the manifest of its staged files.
 
-`stage_site` (any worker, in parallel with other sites) fills it; `commit_site` (one at a time, under
-the writer, possibly on another machine) reads it. The area is `staging_dir/<run>-<site>/`, so two
-sites or two runs never share one; the manifest is written last and atomically: an area without it
-was never completely staged.
+`stage_site` (any worker, in parallel with other sites) fills it; `commit_sites` (one process under
+the writer, possibly on another machine) reads every area of the run, site after site. The area is
+`staging_dir/<run>-<site>/`, so two sites or two runs never share one; the manifest is written last
+and atomically: an area without it was never completely staged.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def area_name(run_id: str, folder: str) -> str:
 
 @dataclass
 class SiteStaging:
-    """One site's staged delivery: what commit_site needs besides the scratch tables."""
+    """One site's staged delivery: what its commit needs besides the scratch tables."""
 
     run_id: str
     folder: str
@@ -92,6 +92,22 @@ def load(paths: Paths, run_id: str, folder: str) -> SiteStaging | None:
         raise ValueError(f"staging area {work} belongs to {doc['run_id']}/{doc['folder']}, not {run_id}/{folder}")
     return SiteStaging(run_id, folder, work, [_staged_file(d) for d in doc["files"]], doc["validations"],
                        int(doc["skipped"]), list(doc["not_read"]))
+
+
+def dts_order(folder: str) -> str:
+    """The sort key of a site folder in the DTS processing order: its files' paths, `<folder>/<name>`, sort so.
+
+    (Not the folder name alone: `NL-2/` sorts before `NL/`, as the CLI's `scan` orders them.)
+    """
+    return folder + "/"
+
+
+def staged_folders(paths: Paths, run_id: str) -> list[str]:
+    """The site folders completely staged (and not yet committed) in a run, in DTS order."""
+    if not paths.staging_dir.is_dir():
+        return []
+    docs = [json.loads(m.read_text(encoding="utf-8")) for m in paths.staging_dir.glob(f"{run_id}-*/{MANIFEST}")]
+    return sorted((d["folder"] for d in docs if d["run_id"] == run_id), key=dts_order)
 
 
 def discard(staging: SiteStaging) -> None:

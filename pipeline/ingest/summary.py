@@ -6,6 +6,11 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
+import duckdb
+
+from pipeline.config import Paths
+from pipeline.store.warehouse import dataset_sql
+
 
 @dataclass
 class IngestSummary:
@@ -40,6 +45,28 @@ class IngestSummary:
             "skipped": self.skipped,
             "not_read": self.not_read,
         }
+
+
+def stored_summary(paths: Paths, run_id: str) -> IngestSummary:
+    """What the ledger says a run stored: its batches in commit order and the alerts they raised.
+
+    Read back rather than handed on, so that it counts the sites of every try of a retried task, also
+    those a crashed or failed try committed.
+    """
+    con = duckdb.connect()
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        batches = con.sql(f"SELECT * FROM ({dataset_sql(paths, 'batches')}) WHERE run_id = $run "
+                          "ORDER BY chain_seq, ingested_at, batch_id", params={"run": run_id}).to_arrow_table()
+        rows = batches.to_pylist()
+        for b in rows:
+            b["rule_counts"] = dict(b["rule_counts"] or [])  # Arrow hands a map on as (key, value) pairs
+        raised = con.sql(f"SELECT * FROM ({dataset_sql(paths, 'alerts')}) WHERE list_contains($ids, batch_id) "
+                         "ORDER BY raised_at, alert_id", params={"ids": [b["batch_id"] for b in rows]}
+                         ).to_arrow_table().to_pylist() if rows else []
+    finally:
+        con.close()
+    return IngestSummary(run_id, batches=rows, alerts=raised)
 
 
 def print_summary(summary: IngestSummary, out: TextIO | None = None) -> None:

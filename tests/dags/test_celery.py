@@ -4,9 +4,9 @@ tests/dags/celery_cluster.py starts, on loopback and free ports, PostgreSQL and 
 packages and Airflow on them (api-server, scheduler, dag-processor, two `airflow celery worker`s with
 their own host names). The test lands a multi-site study, triggers `ingest_sites` and waits for the
 `derive_outcomes` run its Asset event schedules. It checks that the event log, quarantine, alerts and
-ledger equal what `trialpipe ingest` stores from the same landing zone; that the site staging tasks
-ran on both workers at overlapping times while the commits ran one at a time, in site order, after
-every staging; and that a rerun changes no byte.
+ledger equal what `trialpipe ingest` stores from the same landing zone (the ledger's commit numbers
+too); that the site staging tasks ran on both workers at overlapping times, and the one commit task
+after every staging, committing the sites in site order; and that a rerun changes no byte.
 
 Skipped locally unless TRIALPIPE_SCHEDULER_TESTS=1; CI (CI=true) runs it (.ci/run installs the packages).
 """
@@ -29,6 +29,7 @@ import pytest
 
 from pipeline.config import Paths
 from pipeline.ingest.run import airflow_run_id
+from pipeline.ingest.staging_area import dts_order
 from pipeline.simulate import SimulationOptions, simulate_study
 from pipeline.store.warehouse import dataset_sql, writer_lock
 from tests.dags.celery_cluster import WORKERS, Cluster, celery_cluster
@@ -183,24 +184,25 @@ def _interval(ti: dict[str, Any]) -> tuple[datetime, datetime]:
     return datetime.fromisoformat(ti["start_date"]), datetime.fromisoformat(ti["end_date"])
 
 
-def stages_on_both_workers_at_once_and_commits_one_at_a_time_in_site_order(deployment: Deployment,
-                                                                            ingested: str) -> None:
+def stages_on_both_workers_at_once_then_commits_every_site_in_site_order(deployment: Deployment,
+                                                                         ingested: str) -> None:
     tis = deployment.task_instances("ingest_sites", ingested)
     stages = [ti for ti in tis if ti["task_id"] == "stage_site"]
-    commits = sorted((ti for ti in tis if ti["task_id"] == "commit_site"), key=lambda ti: ti["map_index"])
+    (commit,) = [ti for ti in tis if ti["task_id"] == "commit_sites"]
     assert sorted(ti["rendered_map_index"] for ti in stages) == deployment.folders
-    assert [ti["rendered_map_index"] for ti in commits] == deployment.folders  # map index = site order
-    assert all(ti["state"] == "success" for ti in stages + commits), [(t["task_id"], t["state"]) for t in tis]
+    assert all(ti["state"] == "success" for ti in [*stages, commit]), [(t["task_id"], t["state"]) for t in tis]
     assert {ti["hostname"] for ti in stages} == set(WORKERS), [(t["rendered_map_index"], t["hostname"]) for t in stages]
     overlapping = [(a["rendered_map_index"], b["rendered_map_index"]) for a in stages for b in stages
                    if a["hostname"] < b["hostname"] and _interval(a)[0] < _interval(b)[1]
                    and _interval(b)[0] < _interval(a)[1]]
     assert overlapping, [(t["rendered_map_index"], t["hostname"], t["start_date"], t["end_date"]) for t in stages]
-    # the writer: every commit after every staging, one at a time, in site order
-    last_stage_end = max(_interval(ti)[1] for ti in stages)
-    spans = [_interval(ti) for ti in commits]
-    assert all(start >= last_stage_end for start, _ in spans)
-    assert all(spans[i][1] <= spans[i + 1][0] for i in range(len(spans) - 1)), spans
+    # the writer: one task after every staging, committing the sites one after the other in DTS order
+    assert _interval(commit)[0] >= max(_interval(ti)[1] for ti in stages)
+    con = duckdb.connect()
+    order = con.execute(f"SELECT site_id, source_file FROM ({dataset_sql(deployment.paths, 'batches')}) "
+                        "ORDER BY chain_seq").fetchall()
+    assert [f for _, f in order] == sorted(f for _, f in order)  # files in the order of their paths (DTS §5)
+    assert list(dict.fromkeys(site for site, _ in order)) == sorted(deployment.folders, key=dts_order)
     assert not any(deployment.paths.staging_dir.iterdir())  # nothing left staged
 
 
@@ -213,13 +215,16 @@ def a_rerun_changes_nothing(deployment: Deployment) -> None:
     known = len(dep.runs("ingest_sites"))
     again = dep.api("POST", "/dags/ingest_sites/dagRuns", json={"logical_date": None, "conf": {"sites": dep.folders}})
     dep.wait("the rerun of ingest_sites", RUN_S, lambda: dep.all_finished("ingest_sites", known + 1))
-    tis = dep.task_instances("ingest_sites", again["dag_run_id"])
-    assert sorted(ti["rendered_map_index"] for ti in tis if ti["task_id"] == "commit_site") == dep.folders
+    tis = {(ti["task_id"], ti["rendered_map_index"] or ti["map_index"]): ti["state"]
+           for ti in dep.task_instances("ingest_sites", again["dag_run_id"])}
+    assert sorted(site for task, site in tis if task == "stage_site") == dep.folders
+    assert tis[("commit_sites", -1)] == "success", tis
+    assert tis[("announce_event_log", -1)] == "skipped", tis  # nothing stored: no Asset event, no derivation
     assert snapshot(dep.paths) == before
 
 
 def test_ingest_sites_on_two_celery_workers(deployment: Deployment, ingested: str) -> None:
     """One test, so that one cluster starts however pytest-xdist distributes the tests."""
     stores_what_trialpipe_ingest_stores(deployment)
-    stages_on_both_workers_at_once_and_commits_one_at_a_time_in_site_order(deployment, ingested)
+    stages_on_both_workers_at_once_then_commits_every_site_in_site_order(deployment, ingested)
     a_rerun_changes_nothing(deployment)

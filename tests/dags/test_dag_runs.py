@@ -26,11 +26,10 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 OPTIONS = SimulationOptions(seed=1, n_patients=30, n_sites=3, faults=True, weeks=12, files_per_site=2)
 # Columns that name or time a particular ingestion or alerting run: they differ between any two runs.
-# The hash chain names the files of one run (batch ids, times) and numbers the records in commit order:
-# dag.test() runs the mapped commit_site tasks in an order of its own, while the real scheduler takes them
-# in map-index (site) order, which tests/dags/test_celery.py asserts.
-RUN_COLUMNS = {"batch_id", "run_id", "ingested_at", "raised_at", "generated_at",
-               "chain_seq", "chain_prev", "files"}
+# The hash chain names the files of one run (batch ids, times): chain_prev and files differ. Its numbers
+# (chain_seq) count the records in commit order, which is the DTS order in both: `commit_sites` commits the
+# sites in the order `trialpipe ingest` does, also under dag.test().
+RUN_COLUMNS = {"batch_id", "run_id", "ingested_at", "raised_at", "generated_at", "chain_prev", "files"}
 # Time from recording to ingestion, or from the last delivery to the derivation: the two runs ingest and
 # derive the same rows seconds apart, so these agree to within minutes (hours or days, not seconds).
 LAG_COLUMNS = {"lag_p50_hours", "lag_p90_hours", "days_since_last_file"}
@@ -78,7 +77,7 @@ def run_dag(dag_id: str, paths: Paths, expect: str | None = "success", **kwargs:
 
 
 def site_tasks(tis: dict[tuple[str, int], Any]) -> list[str]:
-    return sorted(ti.rendered_map_index for (task, _), ti in tis.items() if task == "commit_site")
+    return sorted(ti.rendered_map_index for (task, _), ti in tis.items() if task == "stage_site")
 
 
 @pytest.fixture(scope="module")
@@ -211,7 +210,7 @@ def test_rerunning_a_successful_ingest_changes_nothing(dag_warehouse: Paths) -> 
     assert snapshot(dag_warehouse) == before
     again = states(run_dag("ingest_sites", dag_warehouse))
     # nothing new: no site task runs, no asset event is emitted
-    assert [key for key, state in again.items() if key[0] in ("stage_site", "commit_site")
+    assert [key for key, state in again.items() if key[0] in ("stage_site", "commit_sites")
             and state != "skipped"] == [], again
     assert again[("announce_event_log", -1)] == "skipped", again
     assert snapshot(dag_warehouse) == before

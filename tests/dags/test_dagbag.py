@@ -15,7 +15,7 @@ WRITER_POOL = "trialpipe_writer"
 # Tasks that open trial.duckdb (DuckDB: one process at a time while one writes) share the 1-slot pool;
 # staging (stage_site) writes only its own staging area and runs outside it, on every worker at once.
 WRITERS = {
-    ("ingest_sites", "commit_site"),
+    ("ingest_sites", "commit_sites"),
     ("derive_outcomes", "derive_tables"),
     ("outcome_report", "write_outcome_report"),
     ("outcome_report", "write_query_lists"),
@@ -54,16 +54,17 @@ def test_tasks_that_open_the_warehouse_share_the_one_slot_writer_pool(dagbag: An
     assert json.loads((DEPLOY / "pools.json").read_text())[WRITER_POOL]["slots"] == 1
 
 
-def test_ingest_maps_a_staging_and_a_commit_task_per_site_and_announces_the_event_log(dagbag: Any) -> None:
+def test_ingest_maps_a_staging_task_per_site_then_commits_them_in_one_task_and_announces_the_event_log(
+        dagbag: Any) -> None:
     from airflow.sdk.definitions.mappedoperator import MappedOperator
 
     dag = dagbag.dags["ingest_sites"]
-    for task_id in ("stage_site", "commit_site"):
-        assert isinstance(dag.get_task(task_id), MappedOperator), task_id
+    assert isinstance(dag.get_task("stage_site"), MappedOperator)
+    assert not isinstance(dag.get_task("commit_sites"), MappedOperator)  # one process commits every site
     assert dag.get_task("stage_site").upstream_task_ids == {"find_sites"}
-    # every commit waits for every site's staging (then the 1-slot pool runs them in map-index order)
-    assert dag.get_task("commit_site").upstream_task_ids == {"find_sites", "stage_site"}
-    assert dag.get_task("announce_event_log").upstream_task_ids == {"commit_site"}
+    # the commit waits for every site's staging (then commits them one by one, in DTS order)
+    assert dag.get_task("commit_sites").upstream_task_ids == {"stage_site"}
+    assert dag.get_task("announce_event_log").upstream_task_ids == {"commit_sites"}
     (event_log,) = dag.get_task("announce_event_log").outlets
     assert event_log.name == "trialpipe_event_log"
     derive = dagbag.dags["derive_outcomes"]
@@ -73,11 +74,12 @@ def test_ingest_maps_a_staging_and_a_commit_task_per_site_and_announces_the_even
 def test_a_failing_site_blocks_neither_the_announcement_nor_the_red_flag_mail(dagbag: Any) -> None:
     """all_done: run once every site task finished, failed or not; one_failed: the run still turns red."""
     ingest = dagbag.dags["ingest_sites"]
-    rules = {t.task_id: t.trigger_rule for t in ingest.tasks if "commit_site" in t.upstream_task_ids}
+    rules = {t.task_id: t.trigger_rule for t in ingest.tasks if "commit_sites" in t.upstream_task_ids}
     assert rules == {"announce_event_log": "all_done", "notify_red_flags": "all_done", "clear_staging": "all_done",
                      "check_sites_ingested": "one_failed"}
-    assert ingest.get_task("commit_site").trigger_rule == "all_done"  # a site whose staging failed stops no other
-    assert ingest.get_task("check_sites_ingested").upstream_task_ids == {"stage_site", "commit_site"}
+    # a site whose staging failed stops no other; with nothing staged (nothing new) the commit is skipped
+    assert ingest.get_task("commit_sites").trigger_rule == "all_done_min_one_success"
+    assert ingest.get_task("check_sites_ingested").upstream_task_ids == {"stage_site", "commit_sites"}
     derive = dagbag.dags["derive_outcomes"]
     notify = derive.get_task("notify_red_flags")
     assert notify.upstream_task_ids == {"derive_tables"} and notify.trigger_rule == "all_done"

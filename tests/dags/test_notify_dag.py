@@ -1,7 +1,7 @@
 """The DAGs mail the red flags (`notify_red_flags`), also when a site task fails (dag.test(), real SMTP sink).
 
-A failing site stops neither the other sites' Asset event nor their red-flag mail, and still turns the run
-red; unconfigured mail with pending alerts fails the notify task.
+A failing site (its staging or its commit) stops neither the other sites' Asset event nor their red-flag mail, and
+still turns the run red; unconfigured mail with pending alerts fails the notify task.
 """
 
 from __future__ import annotations
@@ -36,23 +36,37 @@ def dep(tmp_path: Path) -> Deployment:
 
 
 def failing_for(site: str, run: Callable[..., Any]) -> Callable[..., Any]:
-    def commit_site(site_id: str, **context: Any) -> Any:
+    def stage_site(site_id: str, **context: Any) -> Any:
         if site_id == site:
             raise RuntimeError(f"injected failure of {site}")
         return run(site_id, **context)
 
-    return commit_site
+    return stage_site
 
 
-def run(dag_id: str, dep: Deployment, mail: dict[str, str], fail_site: str | None = None) -> tuple[str, Any]:
+def run(dag_id: str, dep: Deployment, mail: dict[str, str], fail_site: str | None = None,
+        fail_at: str = "stage") -> tuple[str, Any]:
     """dag.test() of a DAG with the deployment's paths and mail settings; (run state, task states)."""
     from airflow.utils.session import create_session
 
+    from pipeline.ingest import run as ingest_run
+    from pipeline.ingest.staging_area import SiteStaging
+
     dag = load_dag(dag_id)
-    if fail_site is not None:  # fault injection: this site's commit raises, as after its retries ran out
-        task = dag.get_task("commit_site")
+    faults = pytest.MonkeyPatch()
+    if fail_site is not None and fail_at == "stage":  # this site's staging raises, as after its retries ran out
+        task = dag.get_task("stage_site")
         original = task.python_callable
         task.python_callable = lambda site, run_id=None: failing_for(fail_site, original)(site, run_id=run_id)
+    elif fail_site is not None:  # this site's commit raises inside commit_sites (dag.test() runs it in this process)
+        commit = ingest_run.commit_site
+
+        def commit_site(paths: Any, staging: SiteStaging, summary: Any) -> None:
+            if staging.folder == fail_site:
+                raise RuntimeError(f"injected failure of {fail_site}")
+            commit(paths, staging, summary)
+
+        faults.setattr(ingest_run, "commit_site", commit_site)
     with pytest.MonkeyPatch.context() as env:
         for name in ENV_VARS:
             env.delenv(name, raising=False)
@@ -61,17 +75,24 @@ def run(dag_id: str, dep: Deployment, mail: dict[str, str], fail_site: str | Non
         env.setenv("TRIALPIPE_STUDY", str(dep.paths.study))
         env.setenv("TRIALPIPE_LANDING", str(dep.paths.landing))
         env.setenv("TRIALPIPE_WAREHOUSE", str(dep.paths.warehouse))
-        dag_run = dag.test()
+        try:
+            dag_run = dag.test()
+        finally:
+            faults.undo()
     with create_session() as session:
         tis = {(ti.task_id, ti.rendered_map_index or ti.map_index): ti
                for ti in dag_run.get_task_instances(session=session)}
         return str(dag_run.get_state()), states(tis)
 
 
+@pytest.mark.parametrize("fail_at", ["stage", "commit"])
 def test_a_failing_site_stops_neither_the_other_sites_announcement_nor_their_red_flag_mail(
-        airflow_db: Path, dep: Deployment, sink: SmtpSink) -> None:
-    state, got = run("ingest_sites", dep, sink.env(), fail_site="NL02")
-    assert got[("commit_site", "NL01")] == "success" and got[("commit_site", "NL02")] == "failed", got
+        airflow_db: Path, dep: Deployment, sink: SmtpSink, fail_at: str) -> None:
+    state, got = run("ingest_sites", dep, sink.env(), fail_site="NL02", fail_at=fail_at)
+    assert got[("stage_site", "NL01")] == "success", got
+    assert got[("stage_site", "NL02")] == ("failed" if fail_at == "stage" else "success"), got
+    # a failed staging leaves nothing to commit for its site; a failed site commit fails the task after the others
+    assert got[("commit_sites", -1)] == ("success" if fail_at == "stage" else "failed"), got
     assert got[("announce_event_log", -1)] == "success", got
     assert got[("notify_red_flags", -1)] == "success", got
     assert got[("check_sites_ingested", -1)] == "failed", got
@@ -79,6 +100,7 @@ def test_a_failing_site_stops_neither_the_other_sites_announcement_nor_their_red
     (mail,) = sink.messages
     assert "NL01" in mail.body and "NL02" not in mail.body and "BLADDER [UNVALIDATED" in mail.body
     assert pending_alerts(dep.paths) == []
+    assert not dep.paths.staging_dir.is_dir() or not any(dep.paths.staging_dir.iterdir())  # clear_staging
     # the next run ingests NL02 and mails its alert alone; derive then finds nothing new to mail
     state, got = run("ingest_sites", dep, sink.env())
     assert state == "success" and got[("check_sites_ingested", -1)] == "skipped", got
@@ -90,7 +112,7 @@ def test_a_failing_site_stops_neither_the_other_sites_announcement_nor_their_red
 
 def test_unconfigured_mail_with_pending_alerts_fails_the_notify_task(airflow_db: Path, dep: Deployment) -> None:
     state, got = run("ingest_sites", dep, {})
-    assert got[("commit_site", "NL01")] == got[("commit_site", "NL02")] == "success", got
+    assert got[("stage_site", "NL01")] == got[("stage_site", "NL02")] == got[("commit_sites", -1)] == "success", got
     assert got[("announce_event_log", -1)] == "success", got  # derivation goes ahead
     assert got[("notify_red_flags", -1)] == "failed", got
     assert state == "failed"
@@ -102,7 +124,7 @@ def test_nothing_pending_needs_no_mail_settings(airflow_db: Path, tmp_path: Path
     state, got = run("ingest_sites", empty, {})
     assert state == "success", got
     assert got[("announce_event_log", -1)] == "skipped" and got[("notify_red_flags", -1)] == "success", got
-    assert got[("check_sites_ingested", -1)] == "skipped", got
+    assert got[("commit_sites", -1)] == got[("check_sites_ingested", -1)] == "skipped", got
 
 
 def test_ingest_sites_mails_a_site_contact_its_new_queries_once(airflow_db: Path, tmp_path: Path,

@@ -166,14 +166,15 @@ def test_a_triggered_ingest_run_fills_the_event_log_and_schedules_derive(airflow
     assert sum(per_site.values()) == airflow.simulated.n_events
 
     tis = airflow.api("GET", f"/dags/ingest_sites/dagRuns/{run['dag_run_id']}/taskInstances")["task_instances"]
-    mapped = sorted(ti["rendered_map_index"] for ti in tis if ti["task_id"] == "commit_site")
+    mapped = sorted(ti["rendered_map_index"] for ti in tis if ti["task_id"] == "stage_site")
     assert mapped == sites
-    log = airflow.api("GET", f"/dags/ingest_sites/dagRuns/{run['dag_run_id']}/taskInstances/commit_site/logs/1",
-                      params={"map_index": 0, "full_content": True})
-    # the UI reads task logs without a log server; the summary is there (new files, or "nothing new" when
-    # the scheduled run that unpausing creates took them first)
+    log = airflow.api("GET", f"/dags/ingest_sites/dagRuns/{run['dag_run_id']}/taskInstances/commit_sites/logs/1",
+                      params={"full_content": True})
+    # the UI reads task logs without a log server; every site's summary is there, in site order (new files,
+    # or "nothing new" when the scheduled run that unpausing creates took them first)
     printed = [line["event"] for line in log["content"] if line.get("logger") == "task.stdout"]
-    assert any(line.startswith("ingest") for line in printed), log
+    assert [line for line in printed if line.startswith("committed ")] == [f"committed {s}:" for s in sites], log
+    assert sum(line.startswith("ingest") for line in printed) == len(sites), log
 
     airflow.wait("derive_outcomes, scheduled by the event-log Asset", RUN_S,
                  lambda: dag_run(airflow, "derive_outcomes"))
