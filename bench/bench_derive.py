@@ -34,7 +34,10 @@ import pyarrow.parquet as pq
 from bench.common import Measurement, measure
 from pipeline.config import Paths, Site, Study
 from pipeline.schema import EVENT_SCHEMA, EXTENT_LEVELS
-from pipeline.store.warehouse import BATCH_SCHEMA, MEMORY_LIMIT, configure, events_sql
+from pipeline.store.audit import adopt
+from pipeline.store.chain import read_head
+from pipeline.store.commit import Batch, commit
+from pipeline.store.warehouse import BATCH_SCHEMA, MEMORY_LIMIT, configure, events_sql, writer_lock
 
 DAY_US = 86_400_000_000
 START = int(datetime(2024, 1, 1, tzinfo=UTC).timestamp() * 1_000_000)
@@ -221,7 +224,10 @@ def write_warehouse(events: pa.Table, warehouse: Path) -> int:
 
 
 def prepare(work: Path, events: int, sites: int = 10, seed: int = 2007) -> tuple[Paths, Study]:
-    """A simulated warehouse of about `events` events under `work` (reused when it is already there)."""
+    """A simulated warehouse of about `events` events under `work` (reused when it is already there).
+
+    Written as before the audit chain; adopted into it (as `trialpipe verify --adopt`) by `chained`.
+    """
     root = work / f"events-{events}-seed-{seed}-every-{DELIVERY_DAYS}d"
     paths = Paths(root / "study.toml", root / "landing", root / "warehouse")
     study = Study("BENCH", ("surgery", "conservative"), tuple(Site(f"S{i:02d}") for i in range(1, sites + 1)))
@@ -262,20 +268,33 @@ def one_pass(paths: Paths) -> float:
     return elapsed
 
 
+def chained(paths: Paths) -> None:
+    """Adopt a freshly simulated warehouse into the hash chain once: `trialpipe derive` refuses a log
+    that does not verify."""
+    if read_head(paths) is None:
+        adopt(paths)
+
+
+def working_copy(paths: Paths) -> Paths:
+    """A copy of the simulated (chained) warehouse to derive and deliver into; the original stays as
+    simulated, so a rerun starts from the same log (a delivery is committed, so it cannot be removed)."""
+    root = paths.warehouse.parent / "run"
+    shutil.rmtree(root, ignore_errors=True)
+    shutil.copytree(paths.warehouse, root / "warehouse",
+                    ignore=shutil.ignore_patterns("*.duckdb", "*.duckdb.wal", ".duckdb_tmp"))
+    return Paths(root / "study.toml", root / "landing", root / "warehouse")
+
+
 def write_study(paths: Paths, study: Study) -> None:
     lines = [f'study_id = "{study.study_id}"', "arms = [" + ", ".join(f'"{a}"' for a in study.arms) + "]"]
     lines += [f'[[sites]]\nid = "{s}"' for s in study.site_ids]
     paths.study.write_text("\n".join(lines) + "\n")
 
 
-def delivery_files(paths: Paths) -> list[Path]:
-    return [*paths.warehouse.glob(f"events/site=*/{DELIVERY_PREFIX}*.parquet"),
-            *paths.warehouse.glob(f"batches/{DELIVERY_PREFIX}*.parquet")]
-
-
 def write_delivery(paths: Paths, seed: int = 11) -> int:
     """A week's delivery of DELIVERY_DIARIES diaries for DELIVERY_PATIENTS patients, one file per site,
-    stored as ingest stores it (EVENT_SCHEMA, one ingestion instant per file, a ledger record last)."""
+    committed as ingest commits it (EVENT_SCHEMA, one ingestion instant per file, a chained ledger
+    record last: pipeline.store.commit)."""
     rng = np.random.default_rng(seed)
     con = duckdb.connect()
     glob = str(paths.warehouse / "events" / "site=*" / "*.parquet")
@@ -304,13 +323,14 @@ def write_delivery(paths: Paths, seed: int = 11) -> int:
                                pa.array([batch_id] * part.num_rows, pa.string()))
         part = part.set_column(EVENT_SCHEMA.get_field_index("ingested_at"), "ingested_at",
                                pa.array([ingested] * part.num_rows, pa.timestamp("us", tz="UTC")))
-        pq.write_table(part, paths.warehouse / "events" / f"site={site_id}" / f"{batch_id}.parquet")
+        staged = paths.warehouse / "events" / f"site={site_id}" / f".{batch_id}.parquet.tmp"
+        pq.write_table(part, staged)
         record = {"batch_id": batch_id, "site_id": site_id, "source_file": f"{batch_id}.csv",
                   "source_sha256": batch_id, "status": "ingested", "file_rules": [], "received": part.num_rows,
                   "accepted": part.num_rows, "rejected": 0, "duplicates": 0, "warnings": 0,
                   "unknown_columns": [], "ingested_at": ingested}
-        pq.write_table(pa.Table.from_pylist([record], schema=BATCH_SCHEMA),
-                       paths.warehouse / "batches" / f"{batch_id}.parquet")
+        with writer_lock(paths):
+            commit(paths, Batch(batch_id, site_id, record, events_file=staged))
     return len(rows)
 
 
@@ -324,11 +344,11 @@ def run(work: Path, events: int, repeat: int = 1) -> str:
     from pipeline.derive import incidence, recovery  # noqa: F401  (imported once, before timing)
     from pipeline.derive.api import derive
 
-    paths, study = prepare(work, events)
+    simulated, study = prepare(work, events)
+    chained(simulated)
+    paths = working_copy(simulated)
     write_study(paths, study)
-    db, base = paths.db_path, paths.warehouse / "trial-before-delivery.duckdb"
-    for f in delivery_files(paths):
-        f.unlink()
+    db, base = paths.db_path, paths.warehouse.parent / "trial-before-delivery.duckdb"
     one_pass(paths)  # warm the file cache
     # the whole processes first: a child's peak RSS counts the parent's at the fork, so they are
     # measured while this process is still small (before the in-process derivations of P2)

@@ -100,10 +100,10 @@ class Step:
 #: patients' events are read with only these (a Parquet scan costs per column decoded)
 EVENT_COLUMNS = (
     "event_id", "event_type", "site_id", "patient_id", "occurred_at", "recorded_at", "ingested_at",
-    "target_event_id", "arm", "affected_side", "leg_pain_nrs", "back_pain_nrs", "pain_extent", "paresthesia",
-    "paresthesia_extent", "walking_tolerance_min", "bladder_dysfunction", "bowel_dysfunction", "saddle_numbness",
-    "bilateral_symptoms", "global_recovery", "slr_angle_deg", "dorsiflexion_mrc", "plantarflexion_mrc",
-    "calf_raise_count", "odi_score", "modality", "flag",
+    "target_event_id", "arm", "age_years", "sex", "affected_side", "leg_pain_nrs", "back_pain_nrs", "pain_extent",
+    "paresthesia", "paresthesia_extent", "walking_tolerance_min", "bladder_dysfunction", "bowel_dysfunction",
+    "saddle_numbness", "bilateral_symptoms", "global_recovery", "slr_angle_deg", "dorsiflexion_mrc",
+    "plantarflexion_mrc", "calf_raise_count", "odi_score", "modality", "flag",
 )
 #: the per-patient derivations in dependency order, all temporary: each patient's rows depend on
 #: that patient's events only, so they can be derived for some patients (incremental.py) or all

@@ -112,3 +112,21 @@ def test_ties_in_last_go_to_the_latest_recorded_then_the_greatest_event_id() -> 
 def test_observations_before_day_minus_14_are_ignored() -> None:
     con = derive([enroll(), report("r0", at(-15), leg=9), report("r1", at(-14), leg=6)])
     assert rows(con, "select week, value from trajectory where param = 'LEGPAIN'") == [{"week": 0, "value": 6.0}]
+
+
+def test_a_later_observation_without_the_value_does_not_make_the_last_value_null() -> None:
+    con = derive([
+        enroll(),
+        # week 0: the latest report has no walking tolerance and no GPE; the earlier one's count
+        report("b1", at(-2), leg=6, walking_tolerance_min=30, global_recovery=6),
+        report("b2", at(-1), leg=7),
+        # week 1: GPE is "last" among the reports that have one
+        report("w1", at(2), leg=5, global_recovery=3),
+        report("w2", at(4), leg=4),
+    ])
+    got = rows(con, "select param, week, value from trajectory where param in ('WALK', 'GPE') order by all")
+    assert got == [
+        {"param": "GPE", "week": 0, "value": 6.0},
+        {"param": "GPE", "week": 1, "value": 3.0},
+        {"param": "WALK", "week": 0, "value": 30.0},
+    ]

@@ -34,7 +34,8 @@ def _order_by(ds: Dataset) -> str:
 def build_adam(con: duckdb.DuckDBPyConnection, study_id: str) -> dict[str, pa.Table]:
     """ADSL, ADEFF and ADTTE as Arrow tables, rows sorted by their ADaM IG keys.
 
-    `con` holds a derivation (api.derive_in_memory): accepted_events, trajectory, patient_week.
+    `con` holds a derivation (api.derive_in_memory): accepted_events, log_anchors and the macro
+    effective_events (SAP §1, defined once there), patients, trajectory, patient_week.
     The temporary tables adam_effective, adsl, adeff and adtte stay in `con`.
     """
     con.execute("set variable adam_studyid = ?", [study_id])

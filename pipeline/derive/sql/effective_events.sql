@@ -6,12 +6,13 @@
 --     event_id, event_type, recorded_at and ingested_at stay those of the corrected event;
 --   - corrections and retractions are not effective events themselves.
 -- grain: one row per effective event among the candidates; keys: event_id
+-- The one definition of SAP §1: the derivations and the ADaM export (adam/effective.sql) read it.
 -- needs: log_anchors (the corrections and retractions)
 create or replace temp macro effective_events(candidates) as table
 with candidate as (
     select
         event_id, event_type, site_id, patient_id, occurred_at, recorded_at, ingested_at,
-        arm, affected_side,
+        arm, age_years, sex, affected_side,
         leg_pain_nrs, back_pain_nrs, pain_extent, paresthesia, paresthesia_extent, walking_tolerance_min,
         bladder_dysfunction, bowel_dysfunction, saddle_numbness, bilateral_symptoms, global_recovery,
         slr_angle_deg, dorsiflexion_mrc, plantarflexion_mrc, calf_raise_count, odi_score,
@@ -50,6 +51,9 @@ final as (
         -- each of these from the winning correction, when there is one
         if(c.event_id is null, e.occurred_at, c.occurred_at) as occurred_at,
         if(c.event_id is null, e.arm, c.arm) as arm,
+        -- (age and sex: read only by the ADaM export, adam/effective.sql)
+        if(c.event_id is null, e.age_years, c.age_years) as age_years,
+        if(c.event_id is null, e.sex, c.sex) as sex,
         if(c.event_id is null, e.affected_side, c.affected_side) as affected_side,
         if(c.event_id is null, e.leg_pain_nrs, c.leg_pain_nrs) as leg_pain_nrs,
         if(c.event_id is null, e.back_pain_nrs, c.back_pain_nrs) as back_pain_nrs,

@@ -17,9 +17,26 @@
 --
 -- "last" = the greatest seq (latest occurred_at, then recorded_at, then event_id); null values
 -- do not count; a parameter without a value that week is null here (no trajectory row).
+-- Each aggregate is written once, over a list of parameters (COLUMNS, expanded in lockstep
+-- where it appears twice); a "last" ranks only the rows that hold a value (its seq is null
+-- otherwise).
 -- needs: observations, patients
 with observed as (
-    select *
+    -- the parameters under their SAP names, and seq: the order "last" uses
+    select
+        patient_key,
+        week,
+        leg_pain as LEGPAIN,
+        back_pain as BACKPAIN,
+        extent as EXTENT,
+        paresthesia as PARESTH,
+        walk as WALK,
+        gpe as GPE,
+        odi as ODI,
+        slr as SLR,
+        dfmrc as DFMRC,
+        calf as CALF,
+        seq
     from observations
     where event_type in ('symptom_report', 'assessment')
 ),
@@ -29,37 +46,23 @@ baseline_weeks as (
     select
         patient_key,
         week,
-        cast(arg_max(leg_pain, seq) filter (where leg_pain is not null) as double) as LEGPAIN,
-        cast(arg_max(back_pain, seq) filter (where back_pain is not null) as double) as BACKPAIN,
-        cast(arg_max(extent, seq) filter (where extent is not null) as double) as EXTENT,
-        cast(arg_max(paresthesia, seq) filter (where paresthesia is not null) as double) as PARESTH,
-        cast(arg_max(walk, seq) filter (where walk is not null) as double) as WALK,
-        cast(arg_max(gpe, seq) filter (where gpe is not null) as double) as GPE,
-        cast(arg_max(odi, seq) filter (where odi is not null) as double) as ODI,
-        cast(arg_max(slr, seq) filter (where slr is not null) as double) as SLR,
-        cast(arg_max(dfmrc, seq) filter (where dfmrc is not null) as double) as DFMRC,
-        cast(arg_max(calf, seq) filter (where calf is not null) as double) as CALF
+        cast(arg_max(columns(* exclude (patient_key, week, seq)),
+                     case when columns(* exclude (patient_key, week, seq)) is not null then seq end) as double)
     from observed
     where week = 0
     group by patient_key, week
 ),
 
 later_weeks as (
-    -- weeks >= 1: means, maxima and last values (each aggregate computed only where it applies)
+    -- weeks >= 1: means, maxima and last values (each aggregate computed only where it applies;
+    -- levels are small integers, every parameter value is a double)
     select
         patient_key,
         week,
-        avg(leg_pain) as LEGPAIN,
-        avg(back_pain) as BACKPAIN,
-        -- levels are small integers; every parameter value is a double
-        cast(max(extent) as double) as EXTENT,
-        cast(max(paresthesia) as double) as PARESTH,
-        avg(walk) as WALK,
-        cast(arg_max(gpe, seq) filter (where gpe is not null) as double) as GPE,
-        cast(arg_max(odi, seq) filter (where odi is not null) as double) as ODI,
-        cast(arg_max(slr, seq) filter (where slr is not null) as double) as SLR,
-        cast(arg_max(dfmrc, seq) filter (where dfmrc is not null) as double) as DFMRC,
-        cast(arg_max(calf, seq) filter (where calf is not null) as double) as CALF
+        avg(columns(['LEGPAIN', 'BACKPAIN', 'WALK'])),
+        cast(max(columns(['EXTENT', 'PARESTH'])) as double),
+        cast(arg_max(columns(['GPE', 'ODI', 'SLR', 'DFMRC', 'CALF']),
+                     case when columns(['GPE', 'ODI', 'SLR', 'DFMRC', 'CALF']) is not null then seq end) as double)
     from observed
     where week >= 1
     group by patient_key, week
@@ -67,12 +70,14 @@ later_weeks as (
 
 weekly as (
     select * from baseline_weeks
-    union all
+    union all by name
     select * from later_weeks
 ),
 
 final as (
-    select p.site_id, p.patient_id, p.arm, w.*
+    select
+        p.site_id, p.patient_id, p.arm, w.patient_key, w.week,
+        w.LEGPAIN, w.BACKPAIN, w.EXTENT, w.PARESTH, w.WALK, w.GPE, w.ODI, w.SLR, w.DFMRC, w.CALF
     from weekly as w
     join patients as p using (patient_key)
 )
