@@ -221,7 +221,7 @@ class RowChecker:
             return first
         again = gx.ExpectationSuite(name=suite.name, expectations=[c.to_json_dict() for c in failed],
                                     meta=suite.meta)
-        second = self._table_batch(view).validate(
+        second = batch.validate(  # the same batch: GX reuses what it reflected and counted
             again, expectation_parameters=parameters,
             result_format={"result_format": "SUMMARY", "unexpected_index_column_names": ["_row"],
                            "return_unexpected_index_query": True, "partial_unexpected_count": KEEP_UNEXPECTED})
