@@ -201,15 +201,16 @@ class RowChecker:
                             parameters: dict[str, Any], verdict: ChunkVerdict) -> Any:
         """Validate a suite in two passes: every expectation's counts, then the failed ones' rows.
 
-        The first pass asks GX for counts only (no example rows: a passing expectation then costs GX no
-        query of its own beyond the bundled counts); the second runs just the expectations that failed,
-        with their example rows and the `unexpected_index_query` that names every failing row. The stored
-        result is the first one with each failed expectation's result taken from the second: the same
-        SUMMARY result a single pass gives.
+        The first pass asks GX for counts only (BASIC without example rows: no index list, and a value
+        list of none, so a passing expectation costs GX almost nothing beyond the bundled counts); the
+        second runs just the expectations that failed, as SUMMARY with their example rows and the
+        `unexpected_index_query` that names every failing row. The stored result is the first one with
+        each failed expectation's result taken from the second: the same SUMMARY result a single pass
+        gives (a passing expectation's empty example lists are added as SUMMARY has them).
         """
         batch = self._table_batch(view)
         first = batch.validate(suite, expectation_parameters=parameters,
-                               result_format={"result_format": "SUMMARY", "partial_unexpected_count": 0,
+                               result_format={"result_format": "BASIC", "partial_unexpected_count": 0,
                                               "unexpected_index_column_names": ["_row"]})
         for r in first.results:
             _raise_if_errored(r)
