@@ -174,6 +174,20 @@ def write_week(log: Path, landing: Path) -> int:
     return sum(len(r) for r in by_site.values())
 
 
+def synthetic_log(work: Path, events: int) -> None:
+    """`work/log` and `work/study.toml`: bench_derive's simulated warehouse of `events` events (seconds, not an
+    ingest of a whole delivery), for the 1 % delivery into a log of ~4 M events."""
+    from bench.bench_derive import prepare as simulated_warehouse
+    from bench.bench_derive import write_study
+
+    paths, study = simulated_warehouse(work / "synthetic", events)
+    write_study(paths, study)
+    shutil.copyfile(paths.study, work / "study.toml")
+    if not (work / "log" / "batches").is_dir():
+        shutil.rmtree(work / "log", ignore_errors=True)
+        shutil.copytree(paths.warehouse, work / "log", ignore=shutil.ignore_patterns("*.duckdb", ".duckdb_tmp"))
+
+
 def one_percent(work: Path, repeat: int) -> str:
     """Whole CLI processes: a 1 % delivery into the log of `delivery()` (built once under `work/log`)."""
     study, log = work / "study.toml", work / "log"
@@ -208,9 +222,15 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--work", type=Path, default=Path("bench/out/ingest"))
     ap.add_argument("--patients", type=int, default=0, help="also the multi-site delivery of this many patients")
+    ap.add_argument("--log-events", type=int, default=0,
+                    help="only the 1 %% delivery, into a simulated log of this many events (bench_derive's)")
     ap.add_argument("--memory-mb", type=int, nargs="*", default=[],
                     help="also measure peak RSS for single CSV files of these sizes (e.g. 50 200 2000)")
     args = ap.parse_args(argv)
+    if args.log_events:
+        synthetic_log(args.work / "synthetic-log", args.log_events)
+        print(one_percent(args.work / "synthetic-log", args.repeat))
+        return
     print(run(args.work, args.events, args.repeat))
     if args.patients:
         print(delivery(args.work / "delivery", args.patients, args.repeat))
