@@ -12,6 +12,7 @@ repeat = int(os.environ.get("BENCH_REPEAT", "3"))
 patients = int(os.environ.get("BENCH_PATIENTS", "20000"))  # the multi-site delivery (~4.2 M events at 20,000)
 print(bench_ingest.run(Path("bench/out/ingest"), events, repeat), flush=True)
 print(bench_ingest.delivery(Path("bench/out/ingest/delivery"), patients, repeat), flush=True)
+print(bench_ingest.one_percent(Path("bench/out/ingest/delivery"), repeat), flush=True)
 print(bench_ingest.fixed_cost(Path("bench/out/ingest/fixed"), repeat), flush=True)
 try:
     from bench import bench_derive

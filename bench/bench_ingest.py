@@ -7,9 +7,16 @@ Both read the same simulated CSV file(s) in fresh processes; each side is run
 from __future__ import annotations
 
 import argparse
+import csv
 import shutil
+import statistics
+import subprocess
 import sys
+from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
+
+import duckdb
 
 from bench.common import Measurement, measure, median_of, python, report
 from pipeline.simulate import SimulationOptions
@@ -94,9 +101,9 @@ def delivery(work: Path, patients: int, repeat: int) -> str:
         shutil.rmtree(work / "warehouse", ignore_errors=True)
         return measure(python(INGEST, str(study), str(landing), str(work / "warehouse")))
 
-    rows = [("raw DuckDB read → parquet", median_of(repeat, raw)), ("trialpipe ingest", median_of(repeat, trialpipe))]
-    return report(f"ingest: {patients:,} patients, {len(files)} files ({size_mb:,.0f} MB, CSV/JSONL/Parquet/gz), "
-                  f"median of {repeat}", rows, "raw DuckDB read → parquet")
+    return paired(f"P1 ingest: {patients:,} patients, {len(files)} files ({size_mb:,.0f} MB, CSV/JSONL/Parquet/gz), "
+                  f"{repeat} pairs", repeat, ("raw DuckDB read → parquet", raw), ("trialpipe ingest", trialpipe),
+                  target=5.0)
 
 
 def fixed_cost(work: Path, repeat: int) -> str:
@@ -107,7 +114,7 @@ def fixed_cost(work: Path, repeat: int) -> str:
     (work / "study.toml").write_text(STUDY)
     rows = [{"event_id": f"E{i}", "event_type": "enrollment", "site_id": "NL01", "patient_id": f"P{i}",
              "occurred_at": "2026-01-01T09:00:00Z", "recorded_at": "2026-01-01T10:00:00Z", "arm": "surgery",
-             "age_years": 40, "sex": "female"} for i in range(10)]
+             "age_years": 40, "sex": "F", "affected_side": "left"} for i in range(10)]
 
     def imports() -> Measurement:
         return measure(python(IMPORTS))
@@ -119,10 +126,95 @@ def fixed_cost(work: Path, repeat: int) -> str:
         return measure([str(Path(sys.executable).parent / "trialpipe"), "--study", str(work / "study.toml"),
                         "--landing", str(work / "landing"), "--warehouse", str(work / "warehouse"), "ingest"])
 
-    return report(f"CLI fixed cost: one 10-row file into an empty warehouse, median of {repeat}",
-                  [("python -c 'import great_expectations, duckdb'", median_of(repeat, imports)),
-                   ("trialpipe ingest (10 rows)", median_of(repeat, ten_rows))],
-                  "python -c 'import great_expectations, duckdb'")
+    return paired(f"CLI fixed cost: one 10-row file into an empty warehouse, {repeat} pairs",
+                  repeat, ("python -c 'import great_expectations, duckdb'", imports),
+                  ("trialpipe ingest (10 rows)", ten_rows), target=1.5)
+
+
+def paired(title: str, repeat: int, base: tuple[str, Callable[[], Measurement]],
+           other: tuple[str, Callable[[], Measurement]], target: float) -> str:
+    """Run the two sides in turn, `repeat` pairs; the medians and the median of the per-pair time ratios."""
+    pairs = [(base[1](), other[1]()) for _ in range(repeat)]
+    ratio = statistics.median(o.seconds / b.seconds for b, o in pairs)
+    rows = [(base[0], Measurement(statistics.median(b.seconds for b, _ in pairs),
+                                  statistics.median(b.peak_rss_mb for b, _ in pairs))),
+            (other[0], Measurement(statistics.median(o.seconds for _, o in pairs),
+                                   statistics.median(o.peak_rss_mb for _, o in pairs)))]
+    return (report(title, rows, base[0]) +
+            f"\nmedian of the per-pair time ratios {ratio:.2f} (target <= {target})")
+
+
+#: a 1 % delivery into the log of the multi-site delivery: this many enrolled patients, each this many diaries
+DELIVERY_PATIENTS, DELIVERY_DIARIES = 200, 7
+DIARY_COLUMNS = ("event_id", "event_type", "site_id", "patient_id", "occurred_at", "recorded_at", "leg_pain_nrs",
+                 "back_pain_nrs", "pain_extent", "paresthesia", "global_recovery")
+
+
+def write_week(log: Path, landing: Path) -> int:
+    """A week of diaries for DELIVERY_PATIENTS patients of the log, one CSV per site, after their last event."""
+    shutil.rmtree(landing, ignore_errors=True)
+    glob = str(log / "events" / "site=*" / "*.parquet")
+    picked = duckdb.connect().execute(f"""
+        SELECT site_id, patient_id, max(occurred_at) FROM read_parquet('{glob}') GROUP BY site_id, patient_id
+        ORDER BY hash(patient_id), patient_id LIMIT {DELIVERY_PATIENTS}""").fetchall()
+    by_site: dict[str, list[dict[str, str]]] = {}
+    for site, patient, last in picked:
+        for d in range(1, DELIVERY_DIARIES + 1):
+            at = last + timedelta(days=d)
+            rows = by_site.setdefault(site, [])
+            rows.append({"event_id": f"W{len(rows):05d}-{site}-{patient}", "event_type": "symptom_report",
+                         "site_id": site, "patient_id": patient, "occurred_at": at.isoformat(),
+                         "recorded_at": (at + timedelta(hours=2)).isoformat(), "leg_pain_nrs": str(d % 5),
+                         "back_pain_nrs": "2", "pain_extent": "back", "paresthesia": "none", "global_recovery": "3"})
+    for site, rows in by_site.items():
+        (landing / site).mkdir(parents=True)
+        with open(landing / site / "week.csv", "w", newline="", encoding="utf-8") as fh:
+            writer = csv.DictWriter(fh, DIARY_COLUMNS)
+            writer.writeheader()
+            writer.writerows(rows)
+    return sum(len(r) for r in by_site.values())
+
+
+def synthetic_log(work: Path, events: int) -> None:
+    """`work/log` and `work/study.toml`: bench_derive's simulated warehouse of `events` events (seconds, not an
+    ingest of a whole delivery), for the 1 % delivery into a log of ~4 M events."""
+    from bench.bench_derive import prepare as simulated_warehouse
+    from bench.bench_derive import write_study
+
+    paths, study = simulated_warehouse(work / "synthetic", events)
+    write_study(paths, study)
+    shutil.copyfile(paths.study, work / "study.toml")
+    if not (work / "log" / "batches").is_dir():
+        shutil.rmtree(work / "log", ignore_errors=True)
+        shutil.copytree(paths.warehouse, work / "log", ignore=shutil.ignore_patterns("*.duckdb", ".duckdb_tmp"))
+
+
+def one_percent(work: Path, repeat: int) -> str:
+    """Whole CLI processes: a 1 % delivery into the log of `delivery()` (built once under `work/log`)."""
+    study, log = work / "study.toml", work / "log"
+    if not (log / "batches").is_dir():
+        shutil.rmtree(log, ignore_errors=True)
+        if (work / "warehouse" / "batches").is_dir():  # what delivery() ingested last
+            shutil.copytree(work / "warehouse", log)
+        else:
+            measure(python(INGEST, str(study), str(work / "landing"), str(log)))
+    events = duckdb.connect().execute(
+        f"SELECT count(*) FROM read_parquet('{log / 'events' / 'site=*' / '*.parquet'}')").fetchall()[0][0]
+    landing = work / "landing-1pct"
+    n = write_week(log, landing)
+
+    def imports() -> Measurement:
+        return measure(python(IMPORTS))
+
+    def week() -> Measurement:
+        shutil.rmtree(work / "wh-1pct", ignore_errors=True)
+        shutil.copytree(log, work / "wh-1pct")
+        return measure([str(Path(sys.executable).parent / "trialpipe"), "--study", str(study), "--landing",
+                        str(landing), "--warehouse", str(work / "wh-1pct"), "ingest"])
+
+    return paired(f"CLI 1 % delivery: {n:,} diaries of {DELIVERY_PATIENTS} patients into a log of {events:,} "
+                  f"events, {repeat} pairs", repeat, ("python -c 'import great_expectations, duckdb'", imports),
+                  ("trialpipe ingest (1 % delivery)", week), target=2.0)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -131,12 +223,22 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--work", type=Path, default=Path("bench/out/ingest"))
     ap.add_argument("--patients", type=int, default=0, help="also the multi-site delivery of this many patients")
+    ap.add_argument("--log-events", type=int, default=0,
+                    help="only the 1 %% delivery, into a simulated log of this many events (bench_derive's)")
     ap.add_argument("--memory-mb", type=int, nargs="*", default=[],
                     help="also measure peak RSS for single CSV files of these sizes (e.g. 50 200 2000)")
     args = ap.parse_args(argv)
+    if args.log_events:
+        # in a child: this process stays small (a child's peak RSS counts its parent's at the fork)
+        subprocess.run(python("import sys; from pathlib import Path; from bench.bench_ingest import synthetic_log; "
+                              "synthetic_log(Path(sys.argv[1]), int(sys.argv[2]))",
+                              str(args.work / "synthetic-log"), str(args.log_events)), check=True)
+        print(one_percent(args.work / "synthetic-log", args.repeat))
+        return
     print(run(args.work, args.events, args.repeat))
     if args.patients:
         print(delivery(args.work / "delivery", args.patients, args.repeat))
+        print(one_percent(args.work / "delivery", args.repeat))
     print(fixed_cost(args.work / "fixed", args.repeat))
     if args.memory_mb:
         print(memory(args.work, args.memory_mb))

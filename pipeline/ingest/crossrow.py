@@ -23,6 +23,7 @@ from collections.abc import Callable
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
 
 from pipeline.read_sql import sql_literal as lit
 from pipeline.rules import names
@@ -69,6 +70,19 @@ PAIN_JUMP_ROWS = 1_000_000  # rows of the accepted log per pain_jump partition
 
 def _add(con: duckdb.DuckDBPyConnection, select_sql: str) -> None:
     con.execute(f"INSERT INTO findings (seq, rule, message) {select_sql}")
+
+
+def insert_findings(con: duckdb.DuckDBPyConnection, found: list[tuple[int, str, str]]) -> None:
+    """Append (seq, rule, message) rows to `findings` in one statement (`executemany` costs ~ms a row)."""
+    if not found:
+        return
+    seqs, rules, messages = zip(*found, strict=True)
+    con.register("new_findings", pa.table({"seq": pa.array(seqs, pa.int64()), "rule": pa.array(rules, pa.string()),
+                                           "message": pa.array(messages, pa.string())}))
+    try:
+        con.execute("INSERT INTO findings (seq, rule, message) SELECT seq, rule, message FROM new_findings")
+    finally:
+        con.unregister("new_findings")
 
 
 def _refresh_bad(con: duckdb.DuckDBPyConnection) -> None:
@@ -189,8 +203,7 @@ def _target_rules(con: duckdb.DuckDBPyConnection, payload_checker: PayloadChecke
         WHERE t.event_type = 'correction' AND t.target_type IN {_types(CORRECTABLE_TYPES)}
     """).df()
     if len(frame):
-        for seq, rule, message in payload_checker(frame):
-            con.execute("INSERT INTO findings VALUES (?, ?, ?)", [seq, rule, message])
+        insert_findings(con, payload_checker(frame))
 
 
 def warnings(con: duckdb.DuckDBPyConnection) -> None:

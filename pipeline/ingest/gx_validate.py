@@ -182,24 +182,60 @@ class RowChecker:
             active = [e for e in d["expectations"] if not is_vacuous(e, filled)]
             suite = gx.ExpectationSuite(name=d["name"], expectations=active, meta=d.get("meta", {}))
             if engine == "duckdb":
-                result = self._table_batch(view).validate(
-                    suite, expectation_parameters=parameters,
-                    result_format={"result_format": "SUMMARY", "unexpected_index_column_names": ["_row"],
-                                   "return_unexpected_index_query": True,
-                                   "partial_unexpected_count": KEEP_UNEXPECTED})
+                result = self._validate_in_duckdb(con, view, suite, parameters, verdict)
             else:
                 frame = con.execute(f"SELECT {', '.join(needed_columns(active, columns))} FROM {view}").df()
                 result = self.frame_batch.get_batch(batch_parameters={"dataframe": frame}).validate(
                     suite, expectation_parameters=parameters,
                     result_format={"result_format": "COMPLETE", "unexpected_index_column_names": ["_row"]})
-            for r in result.results:
-                _raise_if_errored(r)
-                if not r.success:
-                    self._read_failures(con, view, r, engine, verdict)
+                for r in result.results:
+                    _raise_if_errored(r)
+                    if not r.success:
+                        self._read_failures(con, view, r, engine, verdict)
             out = _trim(result.to_json_dict())
             out.setdefault("meta", {})["skipped_vacuous_expectations"] = len(d["expectations"]) - len(active)
             verdict.results[name] = out
         return verdict
+
+    def _validate_in_duckdb(self, con: duckdb.DuckDBPyConnection, view: str, suite: Any,
+                            parameters: dict[str, Any], verdict: ChunkVerdict) -> Any:
+        """Validate a suite in two passes: every expectation's counts, then the failed ones' rows.
+
+        The first pass asks GX for counts only (BASIC without example rows: no index list, and a value
+        list of none, so a passing expectation costs GX almost nothing beyond the bundled counts); the
+        second runs just the expectations that failed, as SUMMARY with their example rows and the
+        `unexpected_index_query` that names every failing row. The stored result is the first one with
+        each failed expectation's result taken from the second: the same SUMMARY result a single pass
+        gives (a passing expectation's empty example lists are added as SUMMARY has them).
+        """
+        batch = self._table_batch(view)
+        first = batch.validate(suite, expectation_parameters=parameters,
+                               result_format={"result_format": "BASIC", "partial_unexpected_count": 0,
+                                              "unexpected_index_column_names": ["_row"]})
+        for r in first.results:
+            _raise_if_errored(r)
+            if r.success and r.result.get("unexpected_count") == 0:  # no example rows to list: as a single pass
+                r.result.setdefault("partial_unexpected_index_list", [])
+                r.result.setdefault("partial_unexpected_counts", [])
+        failed = [r.expectation_config for r in first.results if not r.success]
+        if not failed:
+            return first
+        again = gx.ExpectationSuite(name=suite.name, expectations=[c.to_json_dict() for c in failed],
+                                    meta=suite.meta)
+        second = batch.validate(  # the same batch: GX reuses what it reflected and counted
+            again, expectation_parameters=parameters,
+            result_format={"result_format": "SUMMARY", "unexpected_index_column_names": ["_row"],
+                           "return_unexpected_index_query": True, "partial_unexpected_count": KEEP_UNEXPECTED})
+        detailed = {}
+        for r in second.results:
+            _raise_if_errored(r)
+            if r.success:
+                raise RuntimeError(f"GX gave two verdicts on one expectation of rule {_rule_of(r)}")
+            self._read_failures(con, view, r, "duckdb", verdict)
+            detailed[_config_key(r.expectation_config)] = r
+        first.results = [detailed.get(_config_key(r.expectation_config), r) if not r.success else r
+                         for r in first.results]
+        return first
 
     def _read_failures(self, con: duckdb.DuckDBPyConnection, view: str, r: Any, engine: Engine,
                        verdict: ChunkVerdict) -> None:
@@ -224,6 +260,16 @@ class RowChecker:
             con.unregister("gx_failed_rows")
         for row, value in failed:
             verdict.findings[int(row)].append(Finding(meta["rule"], fld, _message(value, meta)))
+
+
+def _rule_of(r: Any) -> Any:
+    return ((r.expectation_config.meta if r.expectation_config else None) or {}).get("rule")
+
+
+def _config_key(config: Any) -> str:
+    """An expectation's identity in a result (its kwargs without the batch they ran on)."""
+    kwargs = {k: v for k, v in (config.kwargs or {}).items() if k != "batch_id"}
+    return json.dumps([config.type, kwargs, config.meta], sort_keys=True, default=str)
 
 
 def _raise_if_errored(r: Any) -> None:

@@ -49,6 +49,7 @@ def summarise_findings(con: duckdb.DuckDBPyConnection) -> None:
                list(DISTINCT rule ORDER BY rule) FILTER (WHERE rule IN {warning}) AS warns
         FROM (SELECT DISTINCT seq, rule, message FROM findings) GROUP BY seq
     """)
+    stage_signals(con)
 
 
 def _file_rows(staged: StagedFile, status: str) -> str:
@@ -137,26 +138,54 @@ def _clean(expr: str) -> str:
     return rf"lower(regexp_replace({expr}, '^[\s\v\pZ]+|[\s\v\pZ]+$', '', 'g'))"
 
 
-def _truthy(key: str) -> str:
+def _lenient(expr: str, exact: tuple[str, ...], clean_set: tuple[str, ...]) -> str:
+    """`_clean(expr) IN clean_set`, with the regex only for a text that is not already one of `exact`."""
+    return (f"CASE WHEN {expr} IN {_types_list(exact)} THEN {expr} IN {_types_list(clean_set)} "
+            f"ELSE {_clean(expr)} IN {_types_list(clean_set)} END")
+
+
+YES = ("true", "1", "yes", "y")
+SIGNAL_TYPES = ("red_flag", "symptom_report", "correction")
+
+
+def _said_yes(said: str, typed: str) -> str:
     """The record (read from the delivered text, valid or not) says yes for a key (docs §9.4)."""
-    value = f"json_extract_string(r._raw, {lit('$.' + key)})"
     # or the field as typed: a JSON Lines record naming the field twice reads true if any copy does
-    return f"({_clean(value)} IN ('true', '1', 'yes', 'y') OR coalesce(r.{key}, false))"
+    return f"(coalesce({_lenient(said, ('true', '1', 'false', '0'), YES)}, false) OR coalesce({typed}, false))"
+
+
+def stage_signals(con: duckdb.DuckDBPyConnection) -> None:
+    """`signals` (seq, flag): the red-flag signals of every staged row, valid or not (DTS §5 "Safety first").
+
+    Built once per decision for all files. event_type and flag are read leniently (a rejected
+    " red_flag\n" still alerts); a symptom flag is read from the delivered text as well as typed.
+    """
+    etype = f"CASE WHEN event_type IN {_types_list(SIGNAL_TYPES)} THEN event_type ELSE {_clean('event_type')} END"
+    keys = list(SYMPTOM_FLAGS)
+    paths = "[" + ", ".join(lit("$." + k) for k in keys) + "]"
+    event_flag = " ".join(f"WHEN {lit(k)} THEN {lit(v)}" for k, v in RED_FLAG_EVENT_FLAGS.items())
+    flag_text = f"CASE WHEN flag IN {_types_list(tuple(RED_FLAG_EVENT_FLAGS))} THEN flag ELSE {_clean('flag')} END"
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE signal_candidates AS
+        SELECT seq, etype, flag, {', '.join(keys)},
+               CASE WHEN etype IN ('symptom_report', 'correction') THEN json_extract_string(_raw, {paths}) END AS said
+        FROM (SELECT seq, {etype} AS etype, flag, {', '.join(keys)}, _raw FROM rows)
+        WHERE etype IN {_types_list(SIGNAL_TYPES)}
+    """)
+    parts = [f"""SELECT seq, CASE {flag_text} {event_flag} ELSE 'OTHER' END AS flag FROM signal_candidates
+                 WHERE etype = 'red_flag' OR (etype = 'correction' AND flag IS NOT NULL)"""]
+    parts += [f"SELECT seq, {lit(flag)} FROM signal_candidates WHERE etype IN ('symptom_report', 'correction') "
+              f"AND {_said_yes(f'said[{i + 1}]', key)}" for i, (key, flag) in enumerate(SYMPTOM_FLAGS.items())]
+    con.execute(f"CREATE OR REPLACE TEMP TABLE signals AS {' UNION ALL '.join(parts)}")
+    con.execute("DROP TABLE signal_candidates")
 
 
 def signal_rows(con: duckdb.DuckDBPyConnection, staged: StagedFile) -> list[dict[str, Any]]:
     """Red-flag signals of accepted and rejected rows (a rejected row still alerts, unvalidated)."""
-    # event_type and flag are read leniently here (a rejected " red_flag\n" still alerts)
-    etype, flag_text = _clean("r.event_type"), _clean("r.flag")
-    event_flag = " ".join(f"WHEN {lit(k)} THEN {lit(v)}" for k, v in RED_FLAG_EVENT_FLAGS.items())
-    parts = [f"""SELECT r.seq, CASE {flag_text} {event_flag} ELSE 'OTHER' END AS flag FROM rows r
-                 WHERE {etype} = 'red_flag' OR ({etype} = 'correction' AND r.flag IS NOT NULL)"""]
-    parts += [f"SELECT r.seq, {lit(flag)} FROM rows r WHERE {etype} IN ('symptom_report', 'correction') "
-              f"AND {_truthy(key)}" for key, flag in SYMPTOM_FLAGS.items()]
     rows = con.execute(f"""
-        WITH sig AS ({' UNION ALL '.join(parts)})
         SELECT r._row, r.event_id, r.patient_id, r.occurred_at, sig.flag, s.status, v.rules, r.event_type
-        FROM sig JOIN rows r ON r.seq = sig.seq JOIN status s ON s.seq = r.seq LEFT JOIN verdicts v ON v.seq = r.seq
+        FROM signals sig JOIN rows r ON r.seq = sig.seq JOIN status s ON s.seq = r.seq
+        LEFT JOIN verdicts v ON v.seq = r.seq
         WHERE r.file_idx = {staged.file_idx} AND s.status IN ('accepted', 'rejected')
         ORDER BY r._row, sig.flag
     """).fetchall()

@@ -15,6 +15,7 @@ from typing import Any
 import duckdb
 
 from pipeline.config import Study
+from pipeline.ingest.crossrow import insert_findings
 from pipeline.ingest.discover import LandingFile, file_format
 from pipeline.ingest.gx_validate import RowChecker, merge_results
 from pipeline.ingest.prepare import checks_sql, content_hash_sql, typed_sql
@@ -22,6 +23,8 @@ from pipeline.ingest.read import FileRejected, FileShape, read_file
 from pipeline.schema import CORRECTION_PAYLOAD, EVENT_SCHEMA, FIELDS
 
 SEQ_STRIDE = 10_000_000_000  # seq = file_idx * SEQ_STRIDE + record number
+#: the staged rows as the GX suites read them (text + helper columns), `_row` = seq; in memory, see scratch()
+CHECKS = "mem.checks"
 
 
 @dataclass
@@ -42,6 +45,9 @@ def scratch(path: Path | None, memory_limit: str = "1GB") -> duckdb.DuckDBPyConn
     con.execute("SET preserve_insertion_order = false")
     if path:
         con.execute(f"SET temp_directory = '{path.parent / 'tmp'}'")
+    # the transient rows GX reads (`CHECKS`) live in memory (spilled to temp_directory beyond the limit):
+    # inserting them into the file costs more than validating them, and nothing reads them after a GX run
+    con.execute(f"ATTACH IF NOT EXISTS ':memory:' AS {CHECKS.split('.')[0]}")
     cols = ", ".join(f"{f.name} {_duck(f.kind)}" for f in FIELDS)
     con.execute(f"""CREATE TABLE IF NOT EXISTS rows (seq BIGINT, file_idx INTEGER, _row BIGINT, _raw VARCHAR,
                     {cols}, content_hash VARCHAR)""")
@@ -78,7 +84,6 @@ def file_level_rejection(f: LandingFile, study: Study) -> FileRejected | None:
 
 
 VALIDATE_ROWS = 2_000_000  # pending rows that start a GX run (bounds the scratch's `checks` table)
-CHECKS = "checks"  # the staged rows as the GX suites read them (text + helper columns), `_row` = seq
 
 
 class Stager:
@@ -151,9 +156,8 @@ class Stager:
             return
         verdict = self.checker.check_table(self.con, CHECKS, parameters(self.study, self.site, self.now))
         found = [(seq, x.rule, x.message) for seq, xs in verdict.findings.items() for x in xs]
-        if found:
-            self.con.executemany("INSERT INTO findings VALUES (?, ?, ?)", found)
-        self.con.execute(f"DELETE FROM {CHECKS}")
+        insert_findings(self.con, found)
+        self.con.execute(f"DROP TABLE {CHECKS}")  # (no write to it is then left for the commit's transaction)
         self.pending_rows = 0
         for suite, result in verdict.results.items():
             so_far = self.results.get(suite)
@@ -175,7 +179,10 @@ def unstage(con: duckdb.DuckDBPyConnection, file_idx: int) -> None:
 
 
 def _exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
-    found = con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND NOT temporary", [table])
+    """Whether a (database-qualified) table exists: `rows` in the scratch file, `mem.checks` in memory."""
+    database, _, name = table.rpartition(".")
+    found = con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND NOT temporary "
+                        "AND database_name = coalesce(nullif(?, ''), current_database())", [name, database])
     return bool(found.fetchall()[0][0])
 
 

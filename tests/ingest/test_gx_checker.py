@@ -41,3 +41,26 @@ def test_gx_keeps_no_frames_or_metrics_after_a_check() -> None:
         assert checker.cached_items() == 0
     assert "out_of_range" not in rules["3"]
     assert "out_of_range" in rules["11"]  # a fresh engine state still validates
+
+
+def test_stored_results_keep_every_expectations_counts_and_the_failed_ones_example_rows() -> None:
+    """GX validates in two passes (counts, then the failed expectations' rows); the stored result is SUMMARY."""
+    checker = RowChecker()
+    frame, _ = prepare(_chunk("11"))
+    verdict = checker.check(frame, parameters(STUDY, "NL01", datetime(2026, 1, 1, tzinfo=UTC)))
+    by_rule = {(r["expectation_config"]["meta"]["rule"], r["expectation_config"]["kwargs"]["column"]): r
+               for r in verdict.results["payload_values"]["results"]}
+    failed = by_rule[("out_of_range", "leg_pain_nrs__num")]
+    assert not failed["success"]
+    assert failed["result"]["unexpected_count"] == 1 and failed["result"]["element_count"] == 1
+    assert failed["result"]["partial_unexpected_list"] == [11.0]
+    assert failed["result"]["partial_unexpected_index_list"] == [{"leg_pain_nrs__num": 11.0, "_row": 1}]
+    passed = by_rule[("bad_type", "leg_pain_nrs")]
+    assert passed["success"]
+    assert passed["result"]["element_count"] == 1 and passed["result"]["unexpected_count"] == 0
+    assert passed["result"]["partial_unexpected_list"] == []
+    assert passed["result"]["partial_unexpected_index_list"] == []
+    assert passed["result"]["partial_unexpected_counts"] == []
+    assert verdict.results["payload_values"]["statistics"]["unsuccessful_expectations"] == 1
+    rules = {(f.rule, f.field) for f in verdict.findings[1]}
+    assert ("out_of_range", "leg_pain_nrs") in rules and ("bad_type", "leg_pain_nrs") not in rules
