@@ -68,9 +68,10 @@ NULL_MARK = b"\x00\x01\x00"  # DuckDB's null string while reading CSV: a cell ne
 _NULL_MARK_SQL = "chr(0) || chr(1) || chr(0)"
 # a line DuckDB must not type: escapes of surrogates, constants and trailing commas Python rejects,
 # arrays (nesting), numbers Python may refuse
-_PYTHON_LINE = r"\\u[dD][89a-fA-F]|NaN|Infinity|,[ \t\r\n]*[\]}]|\[|[0-9]{1000}"
-_BOOL_TYPES = "('NULL', 'BOOLEAN')"
-_VALUE_TYPES = "('NULL', 'VARCHAR', 'BOOLEAN', 'BIGINT', 'UBIGINT')"
+_PYTHON_LINE = (r"\\u[dD][89a-fA-F]|NaN|Infinity|,[ \t\r\n]*[\]}]|\[|[0-9]{1000}"
+                # a number in a value that is not an integer DuckDB reads exactly (Python writes 1e2 as 100.0)
+                r"|:[ \t]*-?[0-9]+[.eE]|:[ \t]*-?[0-9]{19}")
+_BOOLS = tuple(c for c in ALL_COLUMNS if FIELD_BY_NAME[c].kind == "bool")
 ProgressFn = Callable[[int], None]
 
 
@@ -93,6 +94,7 @@ class _Text:
     lf: int = 0
     crlf: int = 0
     marker: bool = False  # the text holds NULL_MARK
+    quotes: int = 0
     ends_with_lf: bool = False
 
 
@@ -109,6 +111,7 @@ def _scan(path: Path, fmt: str, limit: int | None, copy_to: Path | None) -> _Tex
                 out.write(block)
             info.cr += block.count(b"\r")
             info.lf += block.count(b"\n")
+            info.quotes += block.count(b'"')
             info.crlf += block.count(b"\r\n") + (prev[-1:] == b"\r" and block[:1] == b"\n")
             info.marker = info.marker or NULL_MARK in prev[-2:] + block
             if len(first) < 3 or not info.newline:
@@ -136,6 +139,8 @@ def csv_route(info: _Text, header: str) -> Route:
         return Route("python", "a quoted header")
     if info.marker:
         return Route("python", "the text holds DuckDB's null marker")
+    if info.quotes % 2:
+        return Route("python", "an odd number of quotes (DuckDB drops a record left open at the end)")
     return Route("duckdb")
 
 
@@ -177,6 +182,7 @@ def _create(con: duckdb.DuckDBPyConnection) -> None:
 def drop(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(f"DROP TABLE IF EXISTS {DELIVERED}")
     con.execute(f"DROP TABLE IF EXISTS {_LINES}")
+    con.execute(f"DROP TABLE IF EXISTS {_LINES}_n")
 
 
 def _read_csv_sql(path: Path, n_columns: int, **options: str) -> str:
@@ -186,17 +192,25 @@ def _read_csv_sql(path: Path, n_columns: int, **options: str) -> str:
 
 
 def _csv_into(con: duckdb.DuckDBPyConnection, text: Path, columns: list[str]) -> bool:
-    """The CSV read by DuckDB into `_delivered`; False (nothing inserted) if a row is ragged."""
+    """The CSV read by DuckDB into `_delivered`; False (nothing inserted) if DuckDB may have read it otherwise.
+
+    That is: a row of more or fewer cells than the header, or a value holding a quote. DuckDB reads a quote
+    inside an unquoted cell (`ab"c`) as text, as Arrow does, but then silently drops a last record left
+    open by a quote that the even count of quotes hides; without quotes in values every quote is one
+    of a pair, and an odd count (sent to Python before) is the only way to leave a record open.
+    """
     n = len(columns)
     src = _read_csv_sql(text, n + 1, skip="1", delim="','", quote="'\"'", escape="'\"'", null_padding="true",
                         nullstr=_NULL_MARK_SQL, parallel="false", compression="'none'")
     raw = ", ".join(f"{lit(c)}, nullif(c{i}, '')" for i, c in enumerate(columns))
     known = [(i, c) for i, c in enumerate(columns) if c in FIELD_BY_NAME]
+    cells = ", ".join(f"c{i}" for i in range(n))
     text_cols = "".join(f"nullif(c{i}, '') AS {c}, " for i, c in known)
     con.execute(f"CREATE OR REPLACE TEMP TABLE {_LINES} AS SELECT row_number() OVER () AS _row, "
                 f"json_object({raw})::VARCHAR AS _raw, "
                 f"{text_cols}"
-                f"(c{n} IS NOT NULL OR c{n - 1} IS NULL) AS _ragged FROM {src}")
+                f"(c{n} IS NOT NULL OR c{n - 1} IS NULL OR contains(concat({cells}), '\"')) AS _ragged "
+                f"FROM {src}")
     (ragged,) = con.execute(f"SELECT coalesce(bool_or(_ragged), false) FROM {_LINES}").fetchall()[0]
     if not ragged:
         names = ", ".join(c for _, c in known)
@@ -206,45 +220,46 @@ def _csv_into(con: duckdb.DuckDBPyConnection, text: Path, columns: list[str]) ->
     return not ragged
 
 
-def _value(i: int, name: str) -> str:
-    v = f"_v[{i + 1}]"
-    if FIELD_BY_NAME[name].kind == "bool":
-        return f"CASE WHEN json_type({v}) = 'BOOLEAN' THEN {v}::VARCHAR END AS {name}"
-    return (f"CASE json_type({v}) WHEN 'VARCHAR' THEN nullif({v} ->> '$', '') WHEN 'NULL' THEN NULL "
-            f"ELSE {v}::VARCHAR END AS {name}")
-
-
-def _typable(i: int, name: str) -> str:
-    v = f"_v[{i + 1}]"
-    kinds = _BOOL_TYPES if FIELD_BY_NAME[name].kind == "bool" else _VALUE_TYPES
-    return f"coalesce(json_type({v}) IN {kinds}, true)"
+def _paths(columns: tuple[str, ...]) -> str:
+    return "[" + ", ".join(lit(f"$.{c}") for c in columns) + "]"
 
 
 def _jsonl_into(con: duckdb.DuckDBPyConnection, text: Path, info: _Text, shape: FileShape) -> bool:
-    """The JSONL lines into `_delivered`: typed by DuckDB, or one by one in Python; False if not exact."""
+    """The JSONL lines into `_delivered`: typed by DuckDB, or one by one in Python; False if not exact.
+
+    One parse per line gives every field's text (`json_extract_string`), the keys and the JSON types of
+    the boolean fields; the prefilter `_PYTHON_LINE` already sent away every other value DuckDB and
+    Python read differently (non-integer numbers, arrays, nested objects, constants).
+    """
     src = _read_csv_sql(text, 1, delim="chr(0)", quote="''", escape="''", compression="'none'")
-    paths = "[" + ", ".join(lit(f"$.{c}") for c in ALL_COLUMNS) + "]"
     simple = (f"_row > 1 AND NOT regexp_matches(line, {lit(_PYTHON_LINE)}) "
               f"AND length(line) - length(replace(line, '{{', '')) = 1 AND json_valid(line)")
-    typable = " AND ".join(_typable(i, c) for i, c in enumerate(ALL_COLUMNS))
+    bools = " AND ".join(f"coalesce(json_type(_b[{i + 1}]) IN ('NULL', 'BOOLEAN'), true)" for i in range(len(_BOOLS)))
+    # numbered first: a statement after the (streaming, order-keeping) row_number runs on one thread
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {_LINES}_n AS SELECT row_number() OVER () AS _row, c0 AS line "
+                f"FROM {src}")
     con.execute(f"""CREATE OR REPLACE TEMP TABLE {_LINES} AS
-        SELECT _row, line, _v IS NOT NULL AND {typable} AS _fast, _v
-        FROM (SELECT _row, line, CASE WHEN {simple} THEN (CASE WHEN json_type(line) = 'OBJECT'
-               AND len(json_keys(line)) = len(list_distinct(json_keys(line))) THEN json_extract(line, {paths}) END)
-               END AS _v
-        FROM (SELECT row_number() OVER () AS _row, c0 AS line FROM {src}))""")
-    n, chars = con.execute(f"SELECT count(*), coalesce(sum(octet_length(line)), 0) FROM {_LINES}").fetchall()[0]
+        SELECT _row, line, _k, _v,
+               coalesce(_k IS NOT NULL AND len(list_distinct(_k)) = len(_k) AND {bools}, false) AS _fast
+        FROM (SELECT _row, line, _v, _b, CASE WHEN _o THEN json_keys(line) END AS _k
+              FROM (SELECT _row, line, CASE WHEN {simple} THEN json_type(line) = 'OBJECT' END AS _o,
+                           CASE WHEN _o THEN json_extract_string(line, {_paths(ALL_COLUMNS)}) END AS _v,
+                           CASE WHEN _o THEN json_extract(line, {_paths(_BOOLS)}) END AS _b
+                    FROM {_LINES}_n))""")
+    con.execute(f"DROP TABLE {_LINES}_n")
+    n, chars = con.execute(f"SELECT count(*), coalesce(sum(strlen(line)), 0) FROM {_LINES}").fetchall()[0]
     body = info.size - 3 * info.bom
     ends = info.lf  # every line end holds one LF (a CRLF file: one CR too)
     if body != chars + ends * (2 if info.cr else 1) or n != ends + (0 if info.ends_with_lf or not body else 1):
         con.execute(f"DROP TABLE {_LINES}")
         return False
-    con.execute(f"INSERT INTO {DELIVERED} (_row, _raw, {', '.join(ALL_COLUMNS)}) SELECT _row, line, "
-                f"{', '.join(_value(i, c) for i, c in enumerate(ALL_COLUMNS))} FROM {_LINES} WHERE _fast")
+    values = ", ".join(f"nullif(_v[{i + 1}], '') AS {c}" for i, c in enumerate(ALL_COLUMNS))
+    con.execute(f"INSERT INTO {DELIVERED} (_row, _raw, {', '.join(ALL_COLUMNS)}) SELECT _row, line, {values} "
+                f"FROM {_LINES} WHERE _fast")
     keys: dict[str, tuple[int, int]] = {}
     for key, row, pos in con.execute(
-            f"SELECT k, min(_row), arg_min(i, _row) FROM (SELECT _row, unnest(json_keys(line)) AS k, "
-            f"generate_subscripts(json_keys(line), 1) AS i FROM {_LINES} WHERE _fast) GROUP BY k").fetchall():
+            f"SELECT k, min(_row), arg_min(i, _row) FROM (SELECT _row, unnest(_k) AS k, "
+            f"generate_subscripts(_k, 1) AS i FROM {_LINES} WHERE _fast) GROUP BY k").fetchall():
         keys[key] = (row, pos)
     _python_lines(con, keys)
     con.execute(f"DROP TABLE {_LINES}")
@@ -254,25 +269,23 @@ def _jsonl_into(con: duckdb.DuckDBPyConnection, text: Path, info: _Text, shape: 
 
 def _python_lines(con: duckdb.DuckDBPyConnection, keys: dict[str, tuple[int, int]]) -> None:
     """The lines DuckDB did not type, read by the Python reader's line rules, into `_delivered`."""
-    cur = con.cursor()
-    try:
-        cur.execute(f"SELECT _row, line FROM {_LINES} WHERE NOT _fast AND line IS NOT NULL ORDER BY _row")
-        while batch := cur.fetchmany(10_000):
-            rows = []
-            for lineno, line in batch:
-                if lineno == 1:
-                    line = line.lstrip("\ufeff")
-                if not line.strip():
-                    continue
-                rec, line_keys = _jsonl_record(lineno, line)
-                for pos, k in enumerate(line_keys, start=1):
-                    if k not in keys or keys[k] > (lineno, pos):
-                        keys[k] = (lineno, pos)
-                rows.append(rec)
-            if rows:
-                _insert_arrow(con, _jsonl_table(rows))
-    finally:
-        cur.close()
+    last = 0
+    while batch := con.execute(f"SELECT _row, line FROM {_LINES} WHERE NOT _fast AND line IS NOT NULL "
+                               f"AND _row > {last} ORDER BY _row LIMIT 10000").fetchall():
+        last = batch[-1][0]
+        rows = []
+        for lineno, line in batch:
+            if lineno == 1:
+                line = line.lstrip("\ufeff")
+            if not line.strip():
+                continue
+            rec, line_keys = _jsonl_record(lineno, line)
+            for pos, k in enumerate(line_keys, start=1):
+                if k not in keys or keys[k] > (lineno, pos):
+                    keys[k] = (lineno, pos)
+            rows.append(rec)
+        if rows:
+            _insert_arrow(con, _jsonl_table(rows))
 
 
 def _insert_arrow(con: duckdb.DuckDBPyConnection, table: pa.Table) -> None:
@@ -309,6 +322,7 @@ def read_into(con: duckdb.DuckDBPyConnection, path: Path, fmt: str, shape: FileS
     route = Route("python", "Parquet: Arrow's text of typed columns")
     if fmt != "parquet":
         route = _read_text(con, path, fmt, shape, limit, on_bytes, size)
+    _record(shape, route)
     if route.reader == "python":
         for chunk in read_file(path, fmt, shape, limit):
             _insert_arrow(con, chunk)
@@ -317,6 +331,11 @@ def read_into(con: duckdb.DuckDBPyConnection, path: Path, fmt: str, shape: FileS
     shape.bytes_read = size
     if on_bytes is not None:
         on_bytes(size)
+    return route
+
+
+def _record(shape: FileShape, route: Route) -> Route:
+    shape.reader = route.reader
     return route
 
 
@@ -357,7 +376,7 @@ def _read_csv_text(con: duckdb.DuckDBPyConnection, text: Path, info: _Text, shap
         return Route("python", "the header cannot be read")
     if not _csv_into(con, text, columns):
         _create(con)
-        return Route("python", "a row has more or fewer cells than the header")
+        return Route("python", "a row has more or fewer cells than the header, or a value holds a quote")
     return route
 
 
