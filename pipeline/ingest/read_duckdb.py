@@ -203,21 +203,22 @@ def _csv_into(con: duckdb.DuckDBPyConnection, text: Path, columns: list[str]) ->
     src = _read_csv_sql(text, n + 1, skip="1", delim="','", quote="'\"'", escape="'\"'", null_padding="true",
                         nullstr=_NULL_MARK_SQL, parallel="false", compression="'none'")
     raw = ", ".join(f"{lit(c)}, nullif(c{i}, '')" for i, c in enumerate(columns))
-    known = [(i, c) for i, c in enumerate(columns) if c in FIELD_BY_NAME]
+    at = {c: i for i, c in enumerate(columns)}
+    text_cols = "".join(f"nullif(c{at[c]}, '') AS {c}, " if c in at else f"CAST(NULL AS VARCHAR) AS {c}, "
+                        for c in ALL_COLUMNS)
     cells = ", ".join(f"c{i}" for i in range(n))
-    text_cols = "".join(f"nullif(c{i}, '') AS {c}, " for i, c in known)
+    # the table itself becomes `_delivered` (one copy of a large file, not two)
     con.execute(f"CREATE OR REPLACE TEMP TABLE {_LINES} AS SELECT row_number() OVER () AS _row, "
-                f"json_object({raw})::VARCHAR AS _raw, "
-                f"{text_cols}"
+                f"json_object({raw})::VARCHAR AS _raw, {text_cols}CAST(NULL AS VARCHAR) AS {MALFORMED}, "
                 f"(c{n} IS NOT NULL OR c{n - 1} IS NULL OR contains(concat({cells}), '\"')) AS _ragged "
                 f"FROM {src}")
     (ragged,) = con.execute(f"SELECT coalesce(bool_or(_ragged), false) FROM {_LINES}").fetchall()[0]
-    if not ragged:
-        names = ", ".join(c for _, c in known)
-        con.execute(f"INSERT INTO {DELIVERED} (_row, _raw{', ' if names else ''}{names}) "
-                    f"SELECT _row, _raw{', ' if names else ''}{names} FROM {_LINES}")
-    con.execute(f"DROP TABLE {_LINES}")
-    return not ragged
+    if ragged:
+        con.execute(f"DROP TABLE {_LINES}")
+        return False
+    con.execute(f"DROP TABLE {DELIVERED}")
+    con.execute(f"ALTER TABLE {_LINES} RENAME TO {DELIVERED}")
+    return True
 
 
 def _paths(columns: tuple[str, ...]) -> str:
@@ -298,7 +299,8 @@ def _insert_arrow(con: duckdb.DuckDBPyConnection, table: pa.Table) -> None:
 
 def _temp_file(con: duckdb.DuckDBPyConnection, suffix: str) -> Path:
     (where,) = con.execute("SELECT current_setting('temp_directory')").fetchall()[0]
-    folder = Path(where) if where else None
+    # an in-memory database's default is `.tmp` under the working directory: the system's temp folder then
+    folder = Path(where) if where and Path(where).is_absolute() else None
     if folder is not None:
         folder.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(suffix=suffix, prefix="delivered-", dir=folder)
