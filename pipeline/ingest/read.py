@@ -60,6 +60,7 @@ class FileShape:
     columns: list[str] = field(default_factory=list)
     unknown_columns: list[str] = field(default_factory=list)
     bytes_read: int = 0  # of the file on disk so far (for a .gz, compressed bytes): the progress display
+    reader: str = ""  # "duckdb" or "python": which reader read it (pipeline.ingest.read_duckdb)
 
 
 class _Counting(io.RawIOBase):

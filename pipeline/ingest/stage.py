@@ -19,8 +19,9 @@ from pipeline.ingest.crossrow import insert_findings
 from pipeline.ingest.discover import LandingFile, file_format
 from pipeline.ingest.gx_validate import RowChecker, merge_results
 from pipeline.ingest.prepare import checks_sql, content_hash_sql, typed_sql
-from pipeline.ingest.read import FileRejected, FileShape, read_file
-from pipeline.schema import CORRECTION_PAYLOAD, EVENT_SCHEMA, FIELDS
+from pipeline.ingest.read import MALFORMED, FileRejected, FileShape
+from pipeline.ingest.read_duckdb import DELIVERED, Route, drop, read_into
+from pipeline.schema import ALL_COLUMNS, CORRECTION_PAYLOAD, EVENT_SCHEMA, FIELDS
 
 SEQ_STRIDE = 10_000_000_000  # seq = file_idx * SEQ_STRIDE + record number
 #: the staged rows as the GX suites read them (text + helper columns), `_row` = seq; in memory, see scratch()
@@ -84,13 +85,14 @@ def file_level_rejection(f: LandingFile, study: Study) -> FileRejected | None:
 
 
 VALIDATE_ROWS = 2_000_000  # pending rows that start a GX run (bounds the scratch's `checks` table)
+SLICE_ROWS = 1_000_000  # record numbers of a delivered file staged at once (a GX run may follow each slice)
 
 
 class Stager:
     """Stages a site's files; GX validates the pending rows of all its files in one run, inside DuckDB.
 
-    Each chunk read goes straight into the scratch DuckDB twice: typed into `rows` and, as the suites
-    read it, into `checks` (both spill to disk beyond the memory limit). A GX validation has a fixed
+    DuckDB reads each file into the scratch (`_delivered`, text), which is then typed into `rows` and,
+    as the suites read it, into `checks` (all spill to disk beyond the memory limit). A GX validation has a fixed
     cost, so a site-run's rows are validated together, keyed by `seq`.
     """
 
@@ -101,54 +103,65 @@ class Stager:
         self.results: dict[str, dict[str, Any]] = {}  # suite -> results merged so far
         self.site: str | None = None
         self.on_bytes: Callable[[int], None] | None = None  # bytes of the current file read (progress display)
+        self.route: Route | None = None  # how the last file was read (DuckDB or the Python reader)
 
     def add(self, f: LandingFile, sha: str, file_idx: int) -> StagedFile:
-        """Read and type one file into `rows`; a file-level failure leaves nothing of it staged."""
+        """Read one file into the scratch (DuckDB, see read_duckdb) and type it into `rows`.
+
+        A file-level failure leaves nothing of it staged.
+        """
         staged = StagedFile(f, sha, file_idx, file_format(f.path.name))
         staged.rejected = file_level_rejection(f, self.study)
         if staged.rejected or staged.fmt is None:
             return staged
         self.site = f.site_folder
         shape = FileShape()
-        base = file_idx * SEQ_STRIDE
         try:
-            for chunk in read_file(f.path, staged.fmt, shape, self.study.max_file_bytes):
-                staged.received += self._stage_chunk(chunk, base, file_idx)
-                if self.on_bytes is not None:
-                    self.on_bytes(shape.bytes_read)
+            self.route = read_into(self.con, f.path, staged.fmt, shape, self.study.max_file_bytes, self.on_bytes)
+            staged.received = self._stage_delivered(file_idx)
         except FileRejected as exc:
             staged.rejected = exc
             unstage(self.con, file_idx)
             self.pending_rows = _count(self.con, CHECKS)
             staged.received = 0
             return staged
+        finally:
+            self.con.execute("DROP VIEW IF EXISTS chunk")
+            drop(self.con)
         staged.unknown_columns = shape.unknown_columns
         return staged
 
-    def _stage_chunk(self, chunk: Any, base: int, file_idx: int) -> int:
-        """One chunk of delivered text into `rows`, `checks` and `correction_text`; its row count."""
-        present = set(chunk.column_names)
-        con = self.con
-        con.register("chunk", chunk)
-        try:
-            con.execute(f"INSERT INTO rows SELECT {base} + _row, {file_idx}, _row, _raw, "
-                        f"{', '.join(f.name for f in FIELDS)}, {content_hash_sql()} FROM ({typed_sql(present)})")
-            checks = f"SELECT * REPLACE ({base} + _row AS _row) FROM ({checks_sql(present)})"
-            if not _exists(con, CHECKS):
-                con.execute(f"CREATE TABLE {CHECKS} AS {checks}")
-            else:
-                con.execute(f"INSERT INTO {CHECKS} {checks}")
-            if "event_type" in present:
-                payload = ", ".join(c if c in present else "NULL" for c in CORRECTION_PAYLOAD)
-                con.execute(f"INSERT INTO correction_text SELECT {base} + _row, {payload} FROM chunk "
-                            f"WHERE event_type = 'correction'")
-        finally:
-            con.unregister("chunk")
-        n = int(chunk.num_rows)
-        self.pending_rows += n
+    def _stage_delivered(self, file_idx: int) -> int:
+        """The delivered records (`_delivered`) into the staging tables, SLICE_ROWS record numbers at a time."""
+        (last,) = self.con.execute(f"SELECT coalesce(max(_row), 0) FROM {DELIVERED}").fetchall()[0]
+        received = 0
+        for lo in range(0, int(last), SLICE_ROWS):
+            where = "" if last <= SLICE_ROWS else f" WHERE _row > {lo} AND _row <= {lo + SLICE_ROWS}"
+            self.con.execute(f"CREATE OR REPLACE TEMP VIEW chunk AS SELECT * FROM {DELIVERED}{where}")
+            received += self._stage_chunk(file_idx)
+        return received
+
+    def _stage_chunk(self, file_idx: int) -> int:
+        """The view `chunk` of delivered text into `rows`, `checks` and `correction_text`; its row count."""
+        present = {*ALL_COLUMNS, MALFORMED}
+        con, base = self.con, file_idx * SEQ_STRIDE
+        (n,) = con.execute("SELECT count(*) FROM chunk").fetchall()[0]
+        if not n:
+            return 0
+        con.execute(f"INSERT INTO rows SELECT {base} + _row, {file_idx}, _row, _raw, "
+                    f"{', '.join(f.name for f in FIELDS)}, {content_hash_sql()} FROM ({typed_sql(present)})")
+        checks = f"SELECT * REPLACE ({base} + _row AS _row) FROM ({checks_sql(present)})"
+        if not _exists(con, CHECKS):
+            con.execute(f"CREATE TABLE {CHECKS} AS {checks}")
+        else:
+            con.execute(f"INSERT INTO {CHECKS} {checks}")
+        payload = ", ".join(CORRECTION_PAYLOAD)
+        con.execute(f"INSERT INTO correction_text SELECT {base} + _row, {payload} FROM chunk "
+                    f"WHERE event_type = 'correction'")
+        self.pending_rows += int(n)
         if self.pending_rows >= VALIDATE_ROWS:
             self.flush()
-        return n
+        return int(n)
 
     def flush(self) -> None:
         """Validate the pending rows with the GX suites (in DuckDB) and store the findings by seq."""
